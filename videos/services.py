@@ -1,0 +1,23 @@
+"""Writes on videos. Every change reaches the Redis metadata cache after commit."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from videos.models import Video
+
+
+def video_bulk_set_status(*, video_ids: list[int], status: str) -> int:
+    """Set the status of many videos; rankings follow within a second of commit."""
+    from rankings.services import video_cache_sync
+
+    if status not in Video.Status.values:
+        raise ValueError(f"unknown status {status!r}")
+    with transaction.atomic():
+        changed = Video.objects.filter(id__in=video_ids).exclude(status=status).update(status=status)
+        transaction.on_commit(lambda: video_cache_sync(video_ids=video_ids))
+    return changed
+
+
+def video_set_status(*, video_id: int, status: str) -> int:
+    return video_bulk_set_status(video_ids=[video_id], status=status)
