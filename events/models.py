@@ -37,12 +37,18 @@ class HourlyCounter(models.Model):
         ]
         indexes = [models.Index(fields=["hour"])]
 
+    def __str__(self) -> str:
+        return f"video {self.video_id} {self.event_type_id} @ {self.hour:%Y-%m-%d %H}:00"
+
 
 class SeenEvent(models.Model):
     """Dedupe keys already counted: event ids and per-user dedupe buckets."""
 
     key = models.UUIDField(primary_key=True)
     seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.key)
 
 
 class Batch(models.Model):
@@ -71,13 +77,18 @@ class Batch(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["processed_at"], name="batch_unprocessed", condition=models.Q(processed_at__isnull=True)),
+            models.Index(
+                fields=["processed_at"], name="batch_unprocessed", condition=models.Q(processed_at__isnull=True)
+            ),
             models.Index(
                 fields=["processed_at"],
                 name="batch_unapplied",
                 condition=models.Q(processed_at__isnull=False, applied_at__isnull=True),
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source} batch {self.id}"
 
 
 class DeadLetter(models.Model):

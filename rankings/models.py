@@ -14,6 +14,9 @@ class WindowState(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     current_hour = models.DateTimeField()
 
+    def __str__(self) -> str:
+        return f"windows anchored at {self.current_hour:%Y-%m-%d %H}:00"
+
 
 class RankingSnapshot(models.Model):
     """Top positions of one ranking at one time: previous ranks and movers."""
@@ -25,3 +28,6 @@ class RankingSnapshot(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["window", "category_slug", "-taken_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.window}/{self.category_slug or 'global'} @ {self.taken_at:%Y-%m-%d %H:%M}"

@@ -140,7 +140,19 @@ class Stack:
         port = port or _free_port()
         opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c synchronous_commit=off -c max_connections=200"
         subprocess.run(
-            [self._pg_cmd("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(pgdata / "server.log"), "-o", opts, "start"],
+            [
+                self._pg_cmd("pg_ctl"),
+                "-D",
+                str(pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(pgdata / "server.log"),
+                "-o",
+                opts,
+                "start",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             start_new_session=True,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
+
 from ranking_site.env import env_bool, env_db, env_float, env_int, env_list, env_str
+
+django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at runtime
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -149,4 +154,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}},
+}
+RANKING_TRENDING_REBASE_S = env_int("RANKING_TRENDING_REBASE_S", 24 * 3600, minimum=3600)
+RANKING_SNAPSHOT_RETENTION = timedelta(days=env_int("RANKING_SNAPSHOT_RETENTION_DAYS", 7, minimum=1))
+
+CELERY_BEAT_SCHEDULE = {
+    "batches-repair": {"task": "events.tasks.events_batches_repair", "schedule": 5.0},
+    "rankings-watchdog": {"task": "rankings.tasks.rankings_watchdog", "schedule": 10.0},
+    "rankings-rollover": {"task": "rankings.tasks.rankings_rollover", "schedule": 30.0},
+    "rankings-rebase": {"task": "rankings.tasks.rankings_rebase", "schedule": 3600.0},
+    "rankings-snapshot": {"task": "rankings.tasks.rankings_snapshot", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
+    "seen-events-prune": {"task": "events.tasks.events_seen_prune", "schedule": 3600.0},
 }

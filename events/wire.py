@@ -1,0 +1,85 @@
+"""The event wire format (SPEC section 3), shared by the API and the worker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.dateparse import parse_datetime
+
+# Namespace for per-user dedupe keys: uuid5(namespace, "user|video|type|bucket").
+DEDUPE_NAMESPACE = uuid.UUID("6f1b7c1e-3f5a-4c53-9a43-2b7f0d8e9c11")
+
+
+class WireError(ValueError):
+    """A message that can never be applied; the text is the dead-letter reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    event_id: uuid.UUID
+    video_id: int
+    type: str
+    occurred_at: datetime
+    user_id: str | None = None
+    watch_seconds: float | None = None
+    request_id: str | None = None
+
+    def to_json(self) -> bytes:
+        body: dict[str, object] = {
+            "event_id": str(self.event_id),
+            "video_id": self.video_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+        if self.user_id is not None:
+            body["user_id"] = self.user_id
+        if self.watch_seconds is not None:
+            body["watch_seconds"] = self.watch_seconds
+        if self.request_id:
+            body["request_id"] = self.request_id
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def dedupe_key(self, window_seconds: int) -> uuid.UUID | None:
+        """Key shared by this user's events of this type on this video in one window bucket."""
+        if window_seconds <= 0 or not self.user_id:
+            return None
+        bucket = int(self.occurred_at.timestamp()) // window_seconds
+        return uuid.uuid5(DEDUPE_NAMESPACE, f"{self.user_id}|{self.video_id}|{self.type}|{window_seconds}|{bucket}")
+
+
+def wire_parse(raw: str | bytes) -> WireEvent:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise WireError("not JSON") from None
+    if not isinstance(body, dict):
+        raise WireError("not a JSON object")
+    try:
+        event_id = uuid.UUID(str(body["event_id"]))
+    except (KeyError, ValueError):
+        raise WireError("missing or invalid event_id") from None
+    video_id = body.get("video_id")
+    if not isinstance(video_id, int) or isinstance(video_id, bool) or video_id <= 0:
+        raise WireError("missing or invalid video_id")
+    event_type = body.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise WireError("missing or invalid type")
+    occurred = parse_datetime(str(body.get("occurred_at", "")))
+    if occurred is None or occurred.tzinfo is None:
+        raise WireError("missing or invalid occurred_at")
+    watch = body.get("watch_seconds")
+    if watch is not None and (not isinstance(watch, int | float) or isinstance(watch, bool) or watch < 0):
+        raise WireError("invalid watch_seconds")
+    user = body.get("user_id")
+    return WireEvent(
+        event_id=event_id,
+        video_id=video_id,
+        type=event_type,
+        occurred_at=occurred,
+        user_id=str(user) if user not in (None, "") else None,
+        watch_seconds=float(watch) if watch is not None else None,
+        request_id=str(body["request_id"]) if body.get("request_id") else None,
+    )

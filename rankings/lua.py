@@ -1,0 +1,173 @@
+"""Lua scripts: every multi-key change to the rankings is one atomic call.
+
+Key names are built inside the scripts from the prefix in redis_keys (this is a
+single-node deployment; the scripts are not cluster-safe by design).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from redis.commands.core import Script
+
+from rankings.redis_keys import MEMBER_WIDTH, PREFIX, redis_client
+
+_COMMON = f"""
+local P = '{PREFIX}'
+local NAMES = {{'hour', 'day', 'week', 'all', 'trending'}}
+local BITS = {{1, 2, 4, 8, 16}}
+local function eps(w) if w == 5 then return 1e-12 end return 1e-9 end
+local function member(vid) return string.format('%0{MEMBER_WIDTH}d', tonumber(vid)) end
+local function zadd_delta(key, m, delta, w)
+  local s = tonumber(redis.call('ZINCRBY', key, -delta, m))
+  if math.abs(s) <= eps(w) then redis.call('ZREM', key, m) end
+end
+local function categories() return redis.call('HVALS', P .. 'cats') end
+"""
+
+# ARGV[1] = batch id; then (video_id, hour_epoch, mask, score) groups.
+# Returns the number of entries applied, -1 if the rankings are not built,
+# -2 if this batch was already applied in this generation.
+APPLY = (
+    _COMMON
+    + """
+local gen = redis.call('GET', P .. 'ready')
+if not gen then return -1 end
+local marker = P .. 'applied:' .. gen .. ':' .. ARGV[1]
+if redis.call('EXISTS', marker) == 1 then return -2 end
+local trend = redis.call('HMGET', P .. 'trend', 't0', 'hl')
+local t0 = tonumber(trend[1])
+local hl = tonumber(trend[2])
+local n = 0
+for i = 2, #ARGV, 4 do
+  local vid = ARGV[i]
+  local hour = tonumber(ARGV[i + 1])
+  local mask = tonumber(ARGV[i + 2])
+  local score = tonumber(ARGV[i + 3])
+  local meta = redis.call('HMGET', P .. 'v:' .. vid, 'status', 'category_id')
+  local published = meta[1] == 'published'
+  local m = member(vid)
+  for w = 1, 5 do
+    if bit.band(mask, BITS[w]) ~= 0 then
+      local delta = score
+      if w == 5 then delta = score * math.pow(2, (hour - t0) / hl) end
+      if published then
+        zadd_delta(P .. 'z:' .. NAMES[w] .. ':g', m, delta, w)
+        if meta[2] then zadd_delta(P .. 'z:' .. NAMES[w] .. ':c:' .. meta[2], m, delta, w) end
+      else
+        redis.call('HINCRBYFLOAT', P .. 'shadow:' .. vid, NAMES[w], delta)
+        redis.call('SADD', P .. 'shadows', vid)
+      end
+    end
+  end
+  n = n + 1
+end
+redis.call('SET', marker, 1, 'EX', 172800)
+return n
+"""
+)
+
+# Write a video's metadata and make the sorted sets agree with its status.
+# Convergent: running it again changes nothing. A published video's category
+# entries mirror its global entry; an unpublished video's scores live in its
+# shadow hash until it is published again.
+# ARGV[1] = video id, ARGV[2] = status, ARGV[3] = category id, ARGV[4..] = hash fields.
+SYNC_VIDEO = (
+    _COMMON
+    + """
+local vid = ARGV[1]
+local published = ARGV[2] == 'published'
+local cat = ARGV[3]
+local vk = P .. 'v:' .. vid
+redis.call('DEL', vk)
+redis.call('HSET', vk, unpack(ARGV, 4))
+if not redis.call('GET', P .. 'ready') then return -1 end
+local m = member(vid)
+local sk = P .. 'shadow:' .. vid
+local cats = categories()
+if not published then
+  for w = 1, 5 do
+    local gk = P .. 'z:' .. NAMES[w] .. ':g'
+    local s = redis.call('ZSCORE', gk, m)
+    if s then
+      redis.call('HINCRBYFLOAT', sk, NAMES[w], -tonumber(s))
+      redis.call('SADD', P .. 'shadows', vid)
+      redis.call('ZREM', gk, m)
+    end
+    for _, c in ipairs(cats) do redis.call('ZREM', P .. 'z:' .. NAMES[w] .. ':c:' .. c, m) end
+  end
+  return 0
+end
+local shadow = redis.call('HGETALL', sk)
+for j = 1, #shadow, 2 do
+  for w = 1, 5 do
+    if NAMES[w] == shadow[j] then zadd_delta(P .. 'z:' .. NAMES[w] .. ':g', m, tonumber(shadow[j + 1]), w) end
+  end
+end
+redis.call('DEL', sk)
+redis.call('SREM', P .. 'shadows', vid)
+for w = 1, 5 do
+  local s = redis.call('ZSCORE', P .. 'z:' .. NAMES[w] .. ':g', m)
+  for _, c in ipairs(cats) do
+    if c ~= cat then redis.call('ZREM', P .. 'z:' .. NAMES[w] .. ':c:' .. c, m) end
+  end
+  local ck = P .. 'z:' .. NAMES[w] .. ':c:' .. cat
+  if s then redis.call('ZADD', ck, s, m) else redis.call('ZREM', ck, m) end
+end
+return 1
+"""
+)
+
+# Move the trending reference time to ARGV[1] (epoch seconds): every stored
+# trending score is multiplied by 2^((t0_old - t0_new) / half_life).
+REBASE = (
+    _COMMON
+    + """
+local trend = redis.call('HMGET', P .. 'trend', 't0', 'hl')
+if not trend[1] or not redis.call('GET', P .. 'ready') then return -1 end
+local t0 = tonumber(trend[1])
+local hl = tonumber(trend[2])
+local new = tonumber(ARGV[1])
+local f = math.pow(2, (t0 - new) / hl)
+local keys = {P .. 'z:trending:g'}
+for _, c in ipairs(categories()) do table.insert(keys, P .. 'z:trending:c:' .. c) end
+for _, k in ipairs(keys) do
+  if redis.call('EXISTS', k) == 1 then redis.call('ZUNIONSTORE', k, 1, k, 'WEIGHTS', f) end
+end
+for _, vid in ipairs(redis.call('SMEMBERS', P .. 'shadows')) do
+  local sk = P .. 'shadow:' .. vid
+  local v = redis.call('HGET', sk, 'trending')
+  if v then redis.call('HSET', sk, 'trending', tonumber(v) * f) end
+end
+redis.call('HSET', P .. 'trend', 't0', new)
+return 1
+"""
+)
+
+# Swap freshly built rankings in. ARGV[1] = JSON {gen, t0, hl, renames: [[tmp, live]],
+# shadows: [video ids], batches: [batch ids already counted in the build]}.
+SWAP = (
+    _COMMON
+    + """
+local a = cjson.decode(ARGV[1])
+local cats = categories()
+for w = 1, 5 do
+  redis.call('DEL', P .. 'z:' .. NAMES[w] .. ':g')
+  for _, c in ipairs(cats) do redis.call('DEL', P .. 'z:' .. NAMES[w] .. ':c:' .. c) end
+end
+for _, vid in ipairs(redis.call('SMEMBERS', P .. 'shadows')) do redis.call('DEL', P .. 'shadow:' .. vid) end
+redis.call('DEL', P .. 'shadows')
+for _, p in ipairs(a.renames) do redis.call('RENAME', p[1], p[2]) end
+for _, vid in ipairs(a.shadows) do redis.call('SADD', P .. 'shadows', vid) end
+redis.call('HSET', P .. 'trend', 't0', a.t0, 'hl', a.hl)
+for _, b in ipairs(a.batches) do redis.call('SET', P .. 'applied:' .. a.gen .. ':' .. b, 1, 'EX', 172800) end
+redis.call('SET', P .. 'ready', a.gen)
+return 1
+"""
+)
+
+
+@cache
+def script(source: str) -> Script:
+    """A registered script; redis-py reloads it by hash after a server restart."""
+    return redis_client().register_script(source)

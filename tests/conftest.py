@@ -1,0 +1,79 @@
+"""Shared fixtures. Servers are real (see tests/stack_plugin.py); each test starts
+with empty rankings in Redis and, through pytest-django, an isolated database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from events.services import batch_process, batch_store
+from rankings.redis_keys import redis_client
+from rankings.services import rankings_rebuild
+from tests.factories import CategoryFactory, VideoFactory
+
+
+@pytest.fixture(autouse=True)
+def redis_clean() -> Iterator[None]:
+    """Every test starts with an empty Redis (rankings, cache and Celery queues)."""
+    redis_client().flushall()
+    yield
+
+
+@pytest.fixture
+def rankings_ready(db: None) -> None:
+    """Built (empty) rankings, as after the first start."""
+    rankings_rebuild()
+
+
+@pytest.fixture
+def category(db: None) -> Any:
+    return CategoryFactory(slug="music", name="Music")
+
+
+@pytest.fixture
+def make_video(db: None, category: Any) -> Callable[..., Any]:
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("category", category)
+        return VideoFactory(**kwargs)
+
+    return make
+
+
+def wire(
+    video_id: int,
+    type_: str = "view",
+    *,
+    occurred_at: datetime | None = None,
+    user_id: str | None = None,
+    event_id: str | None = None,
+    watch_seconds: float | None = None,
+) -> str:
+    body: dict[str, Any] = {
+        "event_id": event_id or str(uuid.uuid4()),
+        "video_id": video_id,
+        "type": type_,
+        "occurred_at": (occurred_at or timezone.now()).isoformat(),
+    }
+    if user_id is not None:
+        body["user_id"] = user_id
+    if watch_seconds is not None:
+        body["watch_seconds"] = watch_seconds
+    return json.dumps(body)
+
+
+@pytest.fixture
+def apply_events(rankings_ready: None) -> Callable[[list[str]], Any]:
+    """Run raw wire messages through the worker path (store, count, apply) synchronously."""
+    offset = iter(range(10**9))
+
+    def apply(raws: list[str]) -> Any:
+        batch = batch_store(topic="test", messages=[[0, next(offset), raw] for raw in raws])
+        return batch_process(batch_id=str(batch.id))
+
+    return apply
