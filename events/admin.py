@@ -42,7 +42,7 @@ class EventTypeAdmin(admin.ModelAdmin[EventType]):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "last_used_at"]
+    list_display = (*APIKeyModelAdmin.list_display, "last_used_at")  # type: ignore[assignment]
 
 
 @admin.register(DeadLetter)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,7 +31,7 @@ from rankings.windows import epoch, hour_floor, window_mask
 
 logger = logging.getLogger(__name__)
 
-Message = Sequence[object]  # [partition, offset, raw value]
+Message = Sequence[Any]  # [partition, offset, raw value]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class BatchOutcome:
     applied: bool = False
 
 
-def batch_store(*, topic: str, messages: list[Message], source: str = Batch.Source.KAFKA) -> Batch:
+def batch_store(*, topic: str, messages: Sequence[Message], source: str = Batch.Source.KAFKA) -> Batch:
     """Persist raw messages; once this returns, Kafka offsets may be committed."""
     return Batch.objects.create(source=source, payload={"topic": topic, "messages": messages})
 
@@ -94,7 +95,7 @@ def batch_process(*, batch_id: str) -> BatchOutcome:
     return outcome
 
 
-DeadRow = tuple[object, object, str, str]  # partition, offset, raw, reason
+DeadRow = tuple[Any, Any, str, str]  # partition, offset, raw, reason
 
 
 def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadRow], int]:

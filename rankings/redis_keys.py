@@ -20,6 +20,7 @@ Layout (prefix ``rk:``):
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -42,7 +43,8 @@ def _pool(url: str) -> redis.ConnectionPool:
     return redis.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
 
 
-def redis_client() -> redis.Redis:
+def redis_client() -> Any:
+    """A client on the shared pool (typed Any: redis-py's stubs type replies as bytes | str)."""
     return redis.Redis(connection_pool=_pool(settings.REDIS_URL))
 
 

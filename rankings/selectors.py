@@ -321,9 +321,10 @@ def ranking_movers(*, window: str, category_slug: str | None = None, limit: int 
     if taken is None:
         return Movers(window=window, category=category_slug, since=None, climbers=[], new_entries=[])
     entries = _entries(client, key, window, rows, 0, rk.snapshot_key(window, cid), _decay_factor(trend, timezone.now()))
-    climbers, new = [], []
+    climbers: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
     for e in entries:
-        item = {"rank": e.rank, "previous_rank": e.previous_rank, "score": e.score, "video": e.video}
+        item: dict[str, Any] = {"rank": e.rank, "previous_rank": e.previous_rank, "score": e.score, "video": e.video}
         if e.previous_rank is None:
             new.append(item)
         elif e.previous_rank > e.rank:

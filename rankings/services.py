@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -47,7 +48,7 @@ def _video_rows(video_ids: Iterable[int] | None) -> Iterable[tuple]:
         JOIN videos_category c ON c.id = v.category_id
         JOIN auth_user u ON u.id = v.owner_id
     """
-    params: list[object] = []
+    params: list[Any] = []
     if video_ids is not None:
         sql += " WHERE v.id = ANY(%s)"
         params.append(list(video_ids))
@@ -89,7 +90,7 @@ def video_cache_sync(*, video_ids: Iterable[int]) -> int:
 
 def category_cache_sync(*, category_ids: Iterable[int] | None = None) -> None:
     sql = "SELECT id, slug, name, is_active FROM videos_category"
-    params: list[object] = []
+    params: list[Any] = []
     if category_ids is not None:
         sql += " WHERE id = ANY(%s)"
         params.append(list(category_ids))
@@ -117,7 +118,7 @@ def deltas_apply(*, batch_id: str, deltas: Sequence[Delta]) -> int:
     applied = 0
     chunks = [deltas[i : i + APPLY_CHUNK] for i in range(0, len(deltas), APPLY_CHUNK)] or [[]]
     for index, chunk in enumerate(chunks):
-        args: list[object] = [batch_id if len(chunks) == 1 else f"{batch_id}:{index}"]
+        args: list[Any] = [batch_id if len(chunks) == 1 else f"{batch_id}:{index}"]
         for entry in chunk:
             args.extend(entry)
         result = int(apply(args=args))
@@ -291,7 +292,7 @@ SCORES_SQL = """
 """
 
 
-def window_scores_from_counters(*, current_hour: datetime, t0: int, hl: int) -> dict[str, object]:
+def window_scores_from_counters(*, current_hour: datetime, t0: int, hl: int) -> dict[str, Any]:
     return {
         "hour": window_start("hour", current_hour),
         "day": window_start("day", current_hour),
