@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("devstack", ROOT / "scripts" / "devstack.py")
 assert _spec and _spec.loader
 devstack = importlib.util.module_from_spec(_spec)
+sys.modules["devstack"] = devstack  # dataclasses look their module up there
 _spec.loader.exec_module(devstack)
 
 STACK = devstack.Stack(ROOT / ".devdata" / "test")
