@@ -335,9 +335,13 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
     t0 = epoch(hour_floor(timezone.now()))
     result = RebuildResult(built=True, generation=generation)
     category_cache_sync()
+    # One snapshot for everything read below. Inside an outer transaction (tests
+    # wrap each test in one) the level is already fixed and nothing runs concurrently.
+    own_transaction = not connection.in_atomic_block
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if own_transaction:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cur.execute("SELECT pg_current_snapshot()::text, now()")
             snapshot, snapshot_time = cur.fetchone()
             cur.execute("SELECT current_hour FROM rankings_windowstate WHERE id = 1")

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from events.services import batch_process, batch_store
 from rankings.redis_keys import redis_client
-from rankings.services import rankings_rebuild
+from rankings.services import category_cache_sync, rankings_rebuild, video_cache_sync
 from tests.factories import CategoryFactory, VideoFactory
 
 
@@ -40,7 +40,11 @@ def category(db: None) -> Any:
 def make_video(db: None, category: Any) -> Callable[..., Any]:
     def make(**kwargs: Any) -> Any:
         kwargs.setdefault("category", category)
-        return VideoFactory(**kwargs)
+        video = VideoFactory(**kwargs)
+        # The signal hooks run on commit, which never comes inside a test transaction.
+        category_cache_sync(category_ids=[video.category_id])
+        video_cache_sync(video_ids=[video.id])
+        return video
 
     return make
 

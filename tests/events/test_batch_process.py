@@ -1,0 +1,135 @@
+"""The worker path: a stored batch is counted once into Postgres and Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from events.models import Batch, DeadLetter, EventType, HourlyCounter
+from events.services import batch_process, batch_store, dead_letter_replay
+from rankings.selectors import ranking_top
+from tests.conftest import wire
+
+pytestmark = pytest.mark.django_db
+
+
+def day_scores(category: str | None = None) -> dict[int, float]:
+    return {e.video["id"]: e.score for e in ranking_top(window="day", category_slug=category, limit=100).results}
+
+
+def test_counts_events_into_hourly_counters_and_rankings(make_video: Callable[..., Any], apply_events: Any) -> None:
+    a, b = make_video(), make_video()
+    outcome = apply_events([wire(a.id, "view"), wire(a.id, "like"), wire(b.id, "share")])
+    assert outcome.counted == 3
+    assert day_scores() == {b.id: 50.0, a.id: 6.0}
+    assert HourlyCounter.objects.get(video=a, event_type__name="like").events == 1
+
+
+def test_same_event_id_twice_counts_once_in_one_batch_and_across_batches(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    video = make_video()
+    raw = wire(video.id, "like", event_id=str(uuid.uuid4()))
+    assert apply_events([raw, raw]).counted == 1
+    assert apply_events([raw]).counted == 0
+    assert day_scores() == {video.id: 5.0}
+
+
+def test_views_by_one_user_count_once_per_dedupe_window(make_video: Callable[..., Any], apply_events: Any) -> None:
+    video = make_video()
+    window = EventType.objects.get(name="view").dedupe_window_seconds
+    assert window == 1800
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    outcome = apply_events(
+        [
+            wire(video.id, "view", user_id="u1", occurred_at=start),
+            wire(video.id, "view", user_id="u1", occurred_at=start + timedelta(minutes=10)),
+            wire(video.id, "view", user_id="u2", occurred_at=start + timedelta(minutes=10)),
+            wire(video.id, "view", user_id="u1", occurred_at=start + timedelta(minutes=31)),
+            wire(video.id, "view", occurred_at=start),  # anonymous views are not deduped by user
+            wire(video.id, "view", occurred_at=start),
+        ]
+    )
+    assert outcome.counted == 5
+    # A second, overlapping delivery of the same user's view (new event id) adds nothing.
+    assert apply_events([wire(video.id, "view", user_id="u1", occurred_at=start + timedelta(minutes=5))]).counted == 0
+    assert day_scores() == {video.id: 5.0}
+
+
+def test_likes_are_not_deduped_by_user(make_video: Callable[..., Any], apply_events: Any) -> None:
+    video = make_video()
+    assert apply_events([wire(video.id, "like", user_id="u1"), wire(video.id, "like", user_id="u1")]).counted == 2
+
+
+def test_watch_counts_completion_ratio_capped_at_one(make_video: Callable[..., Any], apply_events: Any) -> None:
+    short, film = make_video(duration_seconds=60), make_video(duration_seconds=7200)
+    apply_events(
+        [
+            wire(short.id, "watch", watch_seconds=30),  # 0.5 units
+            wire(film.id, "watch", watch_seconds=7200),  # 1 unit
+            wire(film.id, "watch", watch_seconds=99999),  # capped at 1 unit
+        ]
+    )
+    assert day_scores() == {film.id: 40.0, short.id: 10.0}
+    assert HourlyCounter.objects.get(video=film).units == pytest.approx(2.0)
+
+
+def test_bad_messages_go_to_dead_letters_and_do_not_stop_the_batch(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    video = make_video()
+    outcome = apply_events(
+        ["not json", "[1, 2]", wire(video.id, "teleport"), wire(987654, "view"), wire(video.id, "like")]
+    )
+    assert outcome.counted == 1
+    assert outcome.dead_letters == 4
+    reasons = sorted(DeadLetter.objects.values_list("reason", flat=True))
+    assert reasons == ["not JSON", "not a JSON object", "unknown event type 'teleport'", "unknown video 987654"]
+    assert day_scores() == {video.id: 5.0}
+
+
+def test_dead_letter_replay_counts_once_the_cause_is_fixed(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    video = make_video()
+    apply_events([wire(video.id, "clap")])
+    letter = DeadLetter.objects.get()
+    assert dead_letter_replay(dead_letter_ids=[letter.id]).failed == 1
+    EventType.objects.create(name="clap", weight=2.0)
+    fresh = DeadLetter.objects.filter(replayed_at__isnull=True).get()
+    result = dead_letter_replay(dead_letter_ids=[fresh.id])
+    assert (result.replayed, result.failed) == (1, 0)
+    assert day_scores() == {video.id: 2.0}
+
+
+def test_processing_a_batch_again_changes_nothing(make_video: Callable[..., Any], rankings_ready: None) -> None:
+    video = make_video()
+    batch = batch_store(topic="t", messages=[[0, 1, wire(video.id, "share")]])
+    first = batch_process(batch_id=str(batch.id))
+    second = batch_process(batch_id=str(batch.id))
+    assert (first.counted, second.already_processed) == (1, True)
+    assert day_scores() == {video.id: 50.0}
+    assert Batch.objects.get(id=batch.id).applied_at is not None
+
+
+def test_hidden_video_events_are_counted_but_not_ranked_until_republished(
+    make_video: Callable[..., Any], apply_events: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from videos.services import video_set_status
+
+    video, other = make_video(), make_video()
+    apply_events([wire(video.id, "like"), wire(other.id, "view")])
+    with django_capture_on_commit_callbacks(execute=True):
+        video_set_status(video_id=video.id, status="hidden")
+    assert day_scores() == {other.id: 1.0}
+    apply_events([wire(video.id, "share")])
+    assert day_scores() == {other.id: 1.0}
+    with django_capture_on_commit_callbacks(execute=True):
+        video_set_status(video_id=video.id, status="published")
+    assert day_scores() == {video.id: 55.0, other.id: 1.0}
+    assert day_scores("music") == {video.id: 55.0, other.id: 1.0}
