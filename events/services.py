@@ -56,12 +56,13 @@ def _count_units(event: WireEvent, duration: int) -> float:
     return 1.0
 
 
-def batch_process(*, batch_id: str) -> BatchOutcome:
+def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
     """Count a stored batch exactly once, then apply its deltas to Redis.
 
     Idempotent: the batch row is locked and marked processed in the same
     transaction as the counters; every event id and per-user dedupe bucket
     is claimed once in ``SeenEvent``, so overlapping redeliveries count once.
+    ``apply=False`` stops after the commit, the state a crash there leaves.
     """
     outcome = BatchOutcome(batch_id=batch_id)
     with transaction.atomic():
@@ -90,7 +91,7 @@ def batch_process(*, batch_id: str) -> BatchOutcome:
             payload={"topic": topic, "messages": []},
             applied_at=now if not deltas else None,
         )
-    if deltas:
+    if deltas and apply:
         outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas)
     return outcome
 

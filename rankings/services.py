@@ -407,12 +407,14 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
             SELECT id::text, deltas FROM events_batch
             WHERE processed_at IS NOT NULL AND xid >= pg_snapshot_xmin(%s::pg_snapshot)::text::bigint
               AND NOT pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)
+              AND xid::text::xid8 IS DISTINCT FROM pg_current_xact_id_if_assigned()
             """,
             [snapshot, snapshot],
         )
         late = cur.fetchall()
     for batch_id, deltas in late:
-        deltas_apply(batch_id=batch_id, deltas=deltas or [])
+        # Raw cursors return jsonb as text (Django leaves decoding to the field).
+        deltas_apply(batch_id=batch_id, deltas=json.loads(deltas) if deltas else [])
         batch_mark_applied(batch_id=batch_id)
     result.replayed_batches = len(late)
 
