@@ -20,8 +20,11 @@ from tests.factories import CategoryFactory, VideoFactory
 
 @pytest.fixture(autouse=True)
 def redis_clean() -> Iterator[None]:
-    """Every test starts with an empty Redis (rankings, cache and Celery queues)."""
-    redis_client().flushall()
+    """Every test starts with an empty Redis (rankings, cache and Celery queues of this run)."""
+    from django.conf import settings
+
+    redis_client().flushdb()
+    redis_client().from_url(settings.CELERY_BROKER_URL).flushdb()
     yield
 
 
@@ -32,7 +35,20 @@ def rankings_ready(db: None) -> None:
 
 
 @pytest.fixture
-def category(db: None) -> Any:
+def event_types(db: None) -> None:
+    """The event types of the data migration (transactional tests truncate them away)."""
+    from importlib import import_module
+
+    from events.models import EventType
+
+    for name, weight, window, description in import_module("events.migrations.0002_event_types").EVENT_TYPES:
+        EventType.objects.get_or_create(
+            name=name, defaults={"weight": weight, "dedupe_window_seconds": window, "description": description}
+        )
+
+
+@pytest.fixture
+def category(db: None, event_types: None) -> Any:
     return CategoryFactory(slug="music", name="Music")
 
 

@@ -2,13 +2,16 @@
 
 Loaded with ``-p tests.stack_plugin`` so the servers' addresses are in the
 environment before pytest-django configures Django. The test stack lives in
-its own folder and ports, so it runs beside ``make run``. Servers this plugin
-started are stopped at the end unless KEEP_TEST_STACK=1.
+its own folder and ports, so it runs beside ``make run``. Several pytest runs
+may share it: each gets its own database, Redis databases and Kafka topic, and
+the last run to finish stops the servers (unless KEEP_TEST_STACK=1).
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,14 +24,41 @@ sys.modules["devstack"] = devstack  # dataclasses look their module up there
 _spec.loader.exec_module(devstack)
 
 STACK = devstack.Stack(ROOT / ".devdata" / "test")
-_state_before = STACK.load()
-_was_running = bool(_state_before) and all(
-    devstack._port_open(_state_before.get(name, {}).get("port", 0) or 1) for name in ("postgres", "valkey", "tansu")
-)
-os.environ.update(STACK.up())
-os.environ.setdefault("KAFKA_TOPIC", "video-events-test")
+USERS = STACK.root / "users.json"
+
+
+def _users(change: int | None = None, remove: int | None = None) -> tuple[list[int], int]:
+    """Register/unregister this run; returns live runs and this run's slot (0..14)."""
+    STACK.root.mkdir(parents=True, exist_ok=True)
+    with open(STACK.root / "users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(USERS.read_text()) if USERS.exists() else {}
+        data = {pid: slot for pid, slot in data.items() if devstack._alive(int(pid))}
+        slot = -1
+        if change is not None:
+            used = set(data.values())
+            slot = next(s for s in range(15) if s not in used)
+            data[str(change)] = slot
+        if remove is not None:
+            data.pop(str(remove), None)
+            if data == {} and os.environ.get("KEEP_TEST_STACK") != "1":
+                STACK.down()
+        else:
+            os.environ.update(STACK.up())
+        USERS.write_text(json.dumps(data))
+        return [int(p) for p in data], slot
+
+
+_, SLOT = _users(change=os.getpid())
+_base = os.environ["REDIS_URL"].rsplit("/", 1)[0]
+os.environ["REDIS_URL"] = f"{_base}/{2 + 2 * SLOT}"
+os.environ["CELERY_BROKER_URL"] = f"{_base}/{3 + 2 * SLOT}"
+os.environ["KAFKA_TOPIC"] = f"video-events-test-{SLOT}"
+os.environ["TEST_DATABASE_NAME"] = f"test_ranking_{SLOT}"
 
 
 def pytest_unconfigure(config: object) -> None:
-    if not _was_running and os.environ.get("KEEP_TEST_STACK") != "1":
-        STACK.down()
+    from events.kafka import producer_reset
+
+    producer_reset()
+    _users(remove=os.getpid())

@@ -80,7 +80,7 @@ def test_redis_wiped_rankings_come_back_identical(make_video: Callable[..., Any]
     a, b, c = make_video(), make_video(), make_video()
     apply_events([wire(a.id, "share"), wire(b.id, "like"), wire(c.id, "watch", watch_seconds=60)])
     before = all_windows()
-    redis_client().flushall()
+    redis_client().flushdb()
     assert not redis_client().exists(READY)
     assert rankings_ensure_built() is True
     after = all_windows()
@@ -97,7 +97,7 @@ def test_batch_waiting_for_redis_is_not_counted_twice_by_the_rebuild(
 ) -> None:
     video = make_video()
     apply_events([wire(video.id, "like")])
-    redis_client().flushall()
+    redis_client().flushdb()
     pending = store([wire(video.id, "share")])
     outcome = batch_process(batch_id=pending)  # Redis has no rankings: counted in Postgres, waits
     assert outcome.applied is False

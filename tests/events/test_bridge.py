@@ -1,0 +1,151 @@
+"""The bridge: batching rules without a broker, then the real processes end to end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from kafka import KafkaConsumer, TopicPartition
+
+from events.bridge import Buffer, hand_off
+from events.kafka import events_produce, topic_ensure
+from events.models import Batch
+from events.wire import WireEvent
+from rankings.selectors import ranking_top
+from rankings.services import rankings_rebuild
+from tests.processes import bridge, running, wait_for, worker
+
+
+@dataclass
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_buffer_is_due_when_full() -> None:
+    buffer = Buffer(max_size=3, max_wait_s=10)
+    for offset in range(2):
+        buffer.add(FakeRecord("t", 0, offset, b"{}"))
+    assert not buffer.due()
+    buffer.add(FakeRecord("t", 1, 7, b"{}"))
+    assert buffer.due()
+    messages, offsets = buffer.take()
+    assert [m[:2] for m in messages] == [[0, 0], [0, 1], [1, 7]]
+    assert offsets == {("t", 0): 2, ("t", 1): 8}  # commit = next offset to read
+    assert not buffer.due() and buffer.messages == []
+
+
+def test_buffer_is_due_after_max_wait_even_if_small() -> None:
+    clock = Clock()
+    buffer = Buffer(max_size=500, max_wait_s=0.1, clock=clock)
+    assert not buffer.due()
+    buffer.add(FakeRecord("t", 0, 0, b"{}"))
+    clock.now += 0.05
+    assert not buffer.due()
+    clock.now += 0.06
+    assert buffer.due()
+
+
+@pytest.mark.django_db
+def test_hand_off_keeps_the_batch_when_celery_is_unreachable() -> None:
+    def broken_enqueue(batch_id: str) -> None:
+        raise ConnectionError("broker down")
+
+    batch_id = hand_off(topic="t", messages=[[0, 0, "{}"]], enqueue=broken_enqueue)
+    assert Batch.objects.get(id=batch_id).processed_at is None  # the sweeper will queue it
+
+
+def committed_offsets(group: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=group)
+    try:
+        parts = consumer.partitions_for_topic(settings.KAFKA_TOPIC) or set()
+        found = {p: consumer.committed(TopicPartition(settings.KAFKA_TOPIC, p)) for p in parts}
+        return {p: off for p, off in found.items() if off is not None}
+    finally:
+        consumer.close()
+
+
+def end_offsets() -> dict[int, int]:
+    """Next offset per partition, read from the records themselves.
+
+    (Tansu's ListOffsets answers the last batch's base offset + 1, so
+    ``end_offsets`` undercounts when a produce request carried several records.)
+    """
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, consumer_timeout_ms=1000)
+    try:
+        parts = [TopicPartition(settings.KAFKA_TOPIC, p) for p in consumer.partitions_for_topic(settings.KAFKA_TOPIC)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = {tp.partition: 0 for tp in parts}
+        for record in consumer:
+            ends[record.partition] = max(ends[record.partition], record.offset + 1)
+        return ends
+    finally:
+        consumer.close()
+
+
+def event(video_id: int, type_: str = "like") -> WireEvent:
+    return WireEvent(event_id=uuid.uuid4(), video_id=video_id, type=type_, occurred_at=timezone.now())
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_events_reach_the_rankings_through_bridge_and_worker_and_offsets_are_committed(
+    make_video: Callable[..., Any], tmp_path: Path
+) -> None:
+    rankings_rebuild()
+    topic_ensure()
+    videos = [make_video() for _ in range(3)]
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    with running(bridge(tmp_path, group=group), worker(tmp_path)) as (br, _wk):
+        events_produce(events=[event(videos[0].id, "share")])
+
+        def ranked() -> dict[int, float]:
+            return {e.video["id"]: e.score for e in ranking_top(window="day").results}
+
+        # The first batch also waits for the consumer group to form.
+        assert wait_for(lambda: ranked() == {videos[0].id: 50.0}, timeout=60), br.output()[-3000:]
+        events_produce(events=[event(v.id) for v in videos] + [event(videos[2].id, "comment")])
+        assert wait_for(lambda: ranked() == {videos[0].id: 55.0, videos[2].id: 15.0, videos[1].id: 5.0}, timeout=1.0)
+        assert br.stop() == 0
+        assert "bridge stopped" in br.output()
+    ends = end_offsets()
+    committed = committed_offsets(group)
+    assert {p: committed.get(p, 0) for p in ends} == ends
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_path: Path) -> None:
+    rankings_rebuild()
+    topic_ensure()
+    video = make_video()
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    one, two = bridge(tmp_path, group=group, name="bridge1"), bridge(tmp_path, group=group, name="bridge2")
+    with running(one, two, worker(tmp_path)) as (_, _, wk):
+        assert wait_for(
+            lambda: "assigned partitions" in one.output() and "assigned partitions" in two.output(), timeout=60
+        ), one.output()[-2000:] + two.output()[-2000:]
+        events_produce(events=[event(video.id) for _ in range(40)])
+        assert wait_for(lambda: [e.score for e in ranking_top(window="all").results] == [200.0], timeout=30), (
+            [e.score for e in ranking_top(window="all").results],
+            one.output()[-1500:],
+            two.output()[-1500:],
+            wk.output()[-3000:],
+        )
