@@ -174,12 +174,33 @@ def _published_meta(video_id: int) -> tuple[int, dict[str, Any]]:
     status = fields[-1].decode() if fields[-1] is not None else None
     cid = client.hget(rk.video_key(video_id), "category_id")
     if status is None:
+        # Not cached yet (saved a moment ago, or Redis rebuilt): read the same fields from Postgres,
+        # so the answer has the full video shape rather than only its id.
         with connection.cursor() as cur:
-            cur.execute("SELECT status, category_id FROM videos_video WHERE id = %s", [video_id])
+            cur.execute(
+                """
+                SELECT v.status, v.category_id, v.title, c.slug, u.username, v.thumbnail_url,
+                       v.duration_seconds, v.published_at
+                FROM videos_video v
+                JOIN videos_category c ON c.id = v.category_id
+                JOIN auth_user u ON u.id = v.owner_id
+                WHERE v.id = %s
+                """,
+                [video_id],
+            )
             row = cur.fetchone()
         if row is None or row[0] != "published":
             raise UnknownVideo(video_id)
-        return int(row[1]), {"id": video_id}
+        _status, db_cid, title, slug, owner, thumb, duration, published_at = row
+        return int(db_cid), {
+            "id": video_id,
+            "title": title,
+            "category": slug,
+            "owner": owner,
+            "thumbnail_url": thumb or "",
+            "duration_seconds": int(duration),
+            "published_at": published_at.isoformat() if published_at else None,
+        }
     if status != "published" or cid is None:
         raise UnknownVideo(video_id)
     return int(cid), _video(fields, video_id)
@@ -202,7 +223,6 @@ def ranking_standings(*, video_id: int) -> tuple[dict[str, Any], list[Standing]]
         pipe.zcard(key)
         if stored is not None:
             pipe.zcount(key, "-inf", f"({stored!r}")
-            pipe.zcount(key, "-inf", repr(stored))
     out = iter(pipe.execute())
     factor = _decay_factor(trend, timezone.now())
     standings = []
@@ -211,11 +231,11 @@ def ranking_standings(*, video_id: int) -> tuple[dict[str, Any], list[Standing]]
         if stored is None:
             standings.append(Standing(window, scope, None, None, None, total))
             continue
-        better, better_or_equal = int(next(out)), int(next(out))
-        lower = total - better_or_equal
-        standings.append(
-            Standing(window, scope, better + 1, _score(window, stored, factor), round(100.0 * lower / total, 2), total)
-        )
+        better = int(next(out))
+        # Share of the *other* ranked videos that do not beat it: rank 1 is 100 whatever the size
+        # of the ranking (an only video too), the last is 0, and tied videos share a value.
+        percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
+        standings.append(Standing(window, scope, better + 1, _score(window, stored, factor), percentile, total))
     return video, standings
 
 

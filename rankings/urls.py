@@ -1,3 +1,10 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from rankings.api import RankingAroundApi, RankingListApi, RankingMoversApi, VideoRankingApi
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("rankings/", RankingListApi.as_view(), name="rankings-list"),
+    path("rankings/movers/", RankingMoversApi.as_view(), name="rankings-movers"),
+    path("rankings/videos/<int:video_id>/", VideoRankingApi.as_view(), name="rankings-video"),
+    path("rankings/videos/<int:video_id>/around/", RankingAroundApi.as_view(), name="rankings-around"),
+]

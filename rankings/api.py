@@ -1,0 +1,260 @@
+"""Public rankings API: validate the query, call one selector, serialize.
+
+Every read goes to Redis (rankings.selectors); a lost Redis connection is a
+503 in the error shape, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rankings import selectors
+from rankings.redis_keys import WINDOWS
+from rankings.serializers import (
+    RankingAroundInputSerializer,
+    RankingAroundOutputSerializer,
+    RankingListInputSerializer,
+    RankingMoversInputSerializer,
+    RankingMoversOutputSerializer,
+    RankingPageOutputSerializer,
+    VideoRankingOutputSerializer,
+)
+from videos.api import (
+    SERVICE_UNAVAILABLE,
+    BackendUnavailableMixin,
+    NotFoundError,
+    error_response,
+    invalid_params_response,
+)
+
+TAGS = ["rankings"]
+
+_VIDEO_EXAMPLE = {
+    "id": 42,
+    "title": "Cat plays the piano",
+    "category": "music",
+    "owner": "alice",
+    "thumbnail_url": "https://img.example.com/42.jpg",
+    "duration_seconds": 185,
+    "published_at": "2026-01-05T10:00:00Z",
+}
+
+WINDOW_INVALID_DETAILS = {"window": [f'"month" is not a valid window; allowed values: {", ".join(WINDOWS)}.']}
+LIMIT_INVALID_DETAILS = {"limit": ["Ensure this value is less than or equal to 100."]}
+CATEGORY_NOT_FOUND_EXAMPLE = ("Unknown category", "Unknown category 'jazz'.", {"category": "jazz"})
+VIDEO_NOT_FOUND_EXAMPLE = ("Unknown video", "No published video with id 42.", {"video_id": 42})
+CATEGORY_NOT_FOUND = error_response(404, "No category has this slug.", "not_found", CATEGORY_NOT_FOUND_EXAMPLE)
+VIDEO_NOT_FOUND = error_response(
+    404, "No published video has this id (unknown, hidden or removed).", "not_found", VIDEO_NOT_FOUND_EXAMPLE
+)
+VIDEO_PATH_PARAM = OpenApiParameter("video_id", int, OpenApiParameter.PATH, description="Video id.")
+
+
+def _category_not_found(slug: str) -> NotFoundError:
+    return NotFoundError(f"Unknown category {slug!r}.", {"category": slug})
+
+
+def _query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    params = serializer_class(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+class RankingListApi(BackendUnavailableMixin, APIView):
+    @extend_schema(
+        operation_id="rankings_list",
+        summary="A ranking, one page",
+        description=(
+            "Videos ranked by score in a window, globally or in one category. Equal scores share a rank "
+            "(standard competition ranking: 1, 2, 2, 4) and are listed lower video id first; a page that starts "
+            "inside a tie carries the tie's rank. A page past the end is empty and still reports the real `total`."
+        ),
+        parameters=[RankingListInputSerializer],
+        responses={
+            200: OpenApiResponse(RankingPageOutputSerializer, description="One page of the ranking."),
+            400: invalid_params_response(
+                WINDOW_INVALID_DETAILS,
+                LIMIT_INVALID_DETAILS,
+                {"offset": ["Ensure this value is greater than or equal to 0."]},
+            ),
+            404: CATEGORY_NOT_FOUND,
+            503: SERVICE_UNAVAILABLE,
+        },
+        examples=[
+            OpenApiExample(
+                "Day ranking",
+                response_only=True,
+                value={
+                    "window": "day",
+                    "category": None,
+                    "generated_at": "2026-01-05T12:00:00Z",
+                    "total": 1234,
+                    "limit": 20,
+                    "offset": 0,
+                    "results": [{"rank": 1, "score": 1520.0, "previous_rank": 3, "video": _VIDEO_EXAMPLE}],
+                },
+            )
+        ],
+        tags=TAGS,
+    )
+    def get(self, request: Request) -> Response:
+        q = _query(RankingListInputSerializer, request)
+        try:
+            page = selectors.ranking_top(
+                window=q["window"], category_slug=q.get("category"), limit=q["limit"], offset=q["offset"]
+            )
+        except selectors.UnknownCategory:
+            raise _category_not_found(q["category"]) from None
+        return Response(RankingPageOutputSerializer(page).data)
+
+
+class VideoRankingApi(BackendUnavailableMixin, APIView):
+    @extend_schema(
+        operation_id="rankings_video",
+        summary="A video's standing in every window, with its score breakdown",
+        description=(
+            "Rank, score and percentile of one published video in every window, globally and in its category, "
+            "and per window the counted events per event type with the weight applied. Rank, score and "
+            "percentile are null in a window where the video has no score."
+        ),
+        parameters=[VIDEO_PATH_PARAM],
+        responses={
+            200: OpenApiResponse(VideoRankingOutputSerializer, description="Standings and breakdown per window."),
+            404: VIDEO_NOT_FOUND,
+            503: SERVICE_UNAVAILABLE,
+        },
+        examples=[
+            OpenApiExample(
+                "Standing",
+                response_only=True,
+                value={
+                    "video": _VIDEO_EXAMPLE,
+                    "standings": {
+                        w: {
+                            "global": {"rank": 7, "score": 120.0, "percentile": 99.5, "total": 1200},
+                            "category": {"rank": 2, "score": 120.0, "percentile": 98.8, "total": 85},
+                        }
+                        for w in WINDOWS
+                    },
+                    "breakdown": {
+                        w: [
+                            {"type": "like", "weight": 5.0, "events": 4, "units": 4.0, "score": 20.0},
+                            {"type": "view", "weight": 1.0, "events": 100, "units": 100.0, "score": 100.0},
+                        ]
+                        for w in WINDOWS
+                    },
+                },
+            )
+        ],
+        tags=TAGS,
+    )
+    def get(self, request: Request, video_id: int) -> Response:
+        try:
+            video, standings = selectors.ranking_standings(video_id=video_id)
+            breakdown = selectors.score_breakdown(video_id=video_id)
+        except selectors.UnknownVideo:
+            raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
+        by_window: dict[str, dict[str, selectors.Standing]] = {w: {} for w in WINDOWS}
+        for standing in standings:
+            by_window[standing.window][standing.scope] = standing
+        data = {"video": video, "standings": by_window, "breakdown": breakdown}
+        return Response(VideoRankingOutputSerializer(data).data)
+
+
+class RankingAroundApi(BackendUnavailableMixin, APIView):
+    @extend_schema(
+        operation_id="rankings_around",
+        summary="A video and its neighbours in a ranking",
+        description=(
+            "Up to `radius` entries above and below the video in one window, globally or in the video's "
+            "category. The video itself has `is_target: true`. Empty when the video has no score in the window."
+        ),
+        parameters=[VIDEO_PATH_PARAM, RankingAroundInputSerializer],
+        responses={
+            200: OpenApiResponse(RankingAroundOutputSerializer, description="The video's neighbourhood."),
+            400: invalid_params_response(
+                WINDOW_INVALID_DETAILS, {"radius": ["Ensure this value is less than or equal to 50."]}
+            ),
+            404: error_response(
+                404,
+                "Unknown or unpublished video, a video outside the given category, or an unknown category.",
+                "not_found",
+                VIDEO_NOT_FOUND_EXAMPLE,
+                (
+                    "Video outside the category",
+                    "No published video with id 42 in category 'music'.",
+                    {"video_id": 42, "category": "music"},
+                ),
+                CATEGORY_NOT_FOUND_EXAMPLE,
+            ),
+            503: SERVICE_UNAVAILABLE,
+        },
+        tags=TAGS,
+    )
+    def get(self, request: Request, video_id: int) -> Response:
+        q = _query(RankingAroundInputSerializer, request)
+        slug = q.get("category")
+        try:
+            around = selectors.ranking_around(
+                video_id=video_id, window=q["window"], radius=q["radius"], category_slug=slug
+            )
+        except selectors.UnknownCategory:
+            raise _category_not_found(str(slug)) from None
+        except selectors.UnknownVideo:
+            if slug is None:
+                raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
+            raise NotFoundError(
+                f"No published video with id {video_id} in category {slug!r}.", {"video_id": video_id, "category": slug}
+            ) from None
+        results = [{**vars(entry), "is_target": entry.video["id"] == video_id} for entry in around.results]
+        rank = next((r["rank"] for r in results if r["is_target"]), None)
+        data = {**vars(around), "rank": rank, "results": results}
+        return Response(RankingAroundOutputSerializer(data).data)
+
+
+class RankingMoversApi(BackendUnavailableMixin, APIView):
+    @extend_schema(
+        operation_id="rankings_movers",
+        summary="Biggest climbers and new entries since the last snapshot",
+        description=(
+            "Compares the ranking's top positions now with the last rank snapshot (taken periodically). "
+            "Climbers gained places; new entries were not in the snapshot's top positions. Both lists are "
+            "empty, and `since` null, before the first snapshot."
+        ),
+        parameters=[RankingMoversInputSerializer],
+        responses={
+            200: OpenApiResponse(RankingMoversOutputSerializer, description="Climbers and new entries."),
+            400: invalid_params_response(WINDOW_INVALID_DETAILS, LIMIT_INVALID_DETAILS),
+            404: CATEGORY_NOT_FOUND,
+            503: SERVICE_UNAVAILABLE,
+        },
+        examples=[
+            OpenApiExample(
+                "Movers",
+                response_only=True,
+                value={
+                    "window": "day",
+                    "category": "music",
+                    "since": "2026-01-05T11:55:00Z",
+                    "climbers": [{"rank": 2, "previous_rank": 9, "change": 7, "score": 300.0, "video": _VIDEO_EXAMPLE}],
+                    "new_entries": [
+                        {"rank": 5, "previous_rank": None, "score": 150.0, "video": {**_VIDEO_EXAMPLE, "id": 43}}
+                    ],
+                },
+            )
+        ],
+        tags=TAGS,
+    )
+    def get(self, request: Request) -> Response:
+        q = _query(RankingMoversInputSerializer, request)
+        try:
+            movers = selectors.ranking_movers(window=q["window"], category_slug=q.get("category"), limit=q["limit"])
+        except selectors.UnknownCategory:
+            raise _category_not_found(q["category"]) from None
+        return Response(RankingMoversOutputSerializer(movers).data)

@@ -1,0 +1,199 @@
+"""Query-parameter input and JSON output of the rankings API.
+
+Outputs read the selector dataclasses (rankings.selectors) attribute by
+attribute; nothing here touches Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from rankings.redis_keys import WINDOWS
+
+WINDOW_HELP = (
+    "`hour`: the current and the previous UTC hour bucket; `day`: the last 24 buckets; `week`: the last 168; "
+    "`all`: all time; `trending`: all time, each event weighted 2^(-age / half-life) (default half-life 6 h)."
+)
+MAX_LIMIT = 100
+MAX_RADIUS = 50
+
+
+def _window_field() -> serializers.ChoiceField:
+    # The message lists the allowed values, so a 400 is enough to fix the request.
+    return serializers.ChoiceField(
+        choices=list(WINDOWS),
+        default="day",
+        help_text=WINDOW_HELP,
+        error_messages={"invalid_choice": f'"{{input}}" is not a valid window; allowed values: {", ".join(WINDOWS)}.'},
+    )
+
+
+def _category_field() -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="Category slug; omit for the global ranking. Unknown slug: 404.",
+    )
+
+
+# --- input ----------------------------------------------------------------------
+
+
+class RankingListInputSerializer(serializers.Serializer):
+    window = _window_field()
+    category = _category_field()
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=20, help_text="Page size, 1..100.")
+    offset = serializers.IntegerField(min_value=0, default=0, help_text="0-based position of the first entry.")
+
+
+class RankingAroundInputSerializer(serializers.Serializer):
+    window = _window_field()
+    category = _category_field()
+    radius = serializers.IntegerField(
+        min_value=0, max_value=MAX_RADIUS, default=5, help_text="Neighbours on each side, 0..50."
+    )
+
+
+class RankingMoversInputSerializer(serializers.Serializer):
+    window = _window_field()
+    category = _category_field()
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, default=20, help_text="At most this many climbers and new entries, 1..100."
+    )
+
+
+# --- output ---------------------------------------------------------------------
+
+
+class CachedDateTimeField(serializers.DateTimeField):
+    """A datetime the metadata cache stores as ISO text: printed like every other datetime of the API."""
+
+    def to_representation(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = parse_datetime(value) if value else None
+            if value is None:
+                return None
+        return super().to_representation(value)
+
+
+class RankedVideoSerializer(serializers.Serializer):
+    """Video metadata as cached next to the rankings (no database read per entry)."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    category = serializers.CharField(help_text="Category slug.")
+    owner = serializers.CharField(help_text="Owner's username.")
+    thumbnail_url = serializers.CharField(allow_blank=True)
+    duration_seconds = serializers.IntegerField()
+    published_at = CachedDateTimeField(allow_null=True)
+
+
+class RankingEntryOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1-based; equal scores share a rank (1, 2, 2, 4).")
+    score = serializers.FloatField(help_text="Sum over event types of weight x units in the window.")
+    previous_rank = serializers.IntegerField(
+        allow_null=True, help_text="Rank at the last snapshot; null if it was not in the snapshot's top positions."
+    )
+    video = RankedVideoSerializer()
+
+
+class RankingPageOutputSerializer(serializers.Serializer):
+    window = serializers.CharField()
+    category = serializers.CharField(allow_null=True, help_text="Category slug; null for the global ranking.")
+    generated_at = serializers.DateTimeField()
+    total = serializers.IntegerField(help_text="Videos in this ranking (with a non-zero score).")
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    results = RankingEntryOutputSerializer(many=True, help_text="Best first; ties by lower video id first.")
+
+
+class StandingOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(allow_null=True, help_text="Null when the video has no score in this window.")
+    score = serializers.FloatField(allow_null=True)
+    percentile = serializers.FloatField(
+        allow_null=True,
+        help_text="Share of the other ranked videos that do not beat it, 0..100: rank 1 is 100, the last 0.",
+    )
+    total = serializers.IntegerField(help_text="Videos in this ranking.")
+
+
+# "global" is a Python keyword, so this serializer is declared with type().
+WindowStandingOutputSerializer: type[serializers.Serializer] = type(
+    "WindowStandingOutputSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "The video's standing in the global ranking and in its category's ranking.",
+        "global": StandingOutputSerializer(),
+        "category": StandingOutputSerializer(),
+    },
+)
+
+
+class BreakdownItemOutputSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="Event type name.")
+    weight = serializers.FloatField()
+    events = serializers.IntegerField(help_text="Events counted in the window.")
+    units = serializers.FloatField(help_text="1 per event, or the completion ratio for `watch` (decayed in trending).")
+    score = serializers.FloatField(help_text="weight x units.")
+
+
+def _per_window(name: str, doc: str, field: Any) -> type[serializers.Serializer]:
+    # One explicit property per window keeps the OpenAPI schema exact.
+    attrs: dict[str, Any] = {"__doc__": doc, **{window: field() for window in WINDOWS}}
+    return type(name, (serializers.Serializer,), attrs)
+
+
+StandingsOutputSerializer = _per_window(
+    "StandingsOutputSerializer", "Standing per window.", WindowStandingOutputSerializer
+)
+BreakdownOutputSerializer = _per_window(
+    "BreakdownOutputSerializer",
+    "Per window, one row per event type; the rows' scores add up to the window's score.",
+    lambda: BreakdownItemOutputSerializer(many=True),
+)
+
+
+class VideoRankingOutputSerializer(serializers.Serializer):
+    video = RankedVideoSerializer()
+    standings = StandingsOutputSerializer()
+    breakdown = BreakdownOutputSerializer()
+
+
+class AroundEntryOutputSerializer(RankingEntryOutputSerializer):
+    is_target = serializers.BooleanField(help_text="True for the video the request is about.")
+
+
+class RankingAroundOutputSerializer(serializers.Serializer):
+    window = serializers.CharField()
+    category = serializers.CharField(allow_null=True)
+    video_id = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True, help_text="The video's rank; null if it has no score here.")
+    results = AroundEntryOutputSerializer(many=True, help_text="Up to `radius` entries above and below the video.")
+
+
+class MoverOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    previous_rank = serializers.IntegerField()
+    change = serializers.IntegerField(help_text="Places gained since the snapshot.")
+    score = serializers.FloatField()
+    video = RankedVideoSerializer()
+
+
+class NewEntryOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    previous_rank = serializers.IntegerField(allow_null=True, help_text="Always null: absent from the snapshot.")
+    score = serializers.FloatField()
+    video = RankedVideoSerializer()
+
+
+class RankingMoversOutputSerializer(serializers.Serializer):
+    window = serializers.CharField()
+    category = serializers.CharField(allow_null=True)
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="When the compared snapshot was taken; null before the first snapshot."
+    )
+    climbers = MoverOutputSerializer(many=True, help_text="Biggest gain first.")
+    new_entries = NewEntryOutputSerializer(many=True, help_text="Best rank first.")
