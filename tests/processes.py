@@ -80,3 +80,9 @@ def running(*procs: Proc) -> Iterator[tuple[Proc, ...]]:
     finally:
         for proc in procs:
             proc.stop()
+
+
+def beat(log_dir: Path) -> Proc:
+    argv = [sys.executable, "-m", "celery", "-A", "ranking_site", "beat", "-l", "info",
+            "--schedule", str(log_dir / "celerybeat-schedule")]  # fmt: skip
+    return Proc("beat", argv, log_dir, process_env())

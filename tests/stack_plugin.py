@@ -53,7 +53,8 @@ _, SLOT = _users(change=os.getpid())
 _base = os.environ["REDIS_URL"].rsplit("/", 1)[0]
 os.environ["REDIS_URL"] = f"{_base}/{2 + 2 * SLOT}"
 os.environ["CELERY_BROKER_URL"] = f"{_base}/{3 + 2 * SLOT}"
-os.environ["KAFKA_TOPIC"] = f"video-events-test-{SLOT}"
+# A fresh topic per run: the broker outlives runs, and old messages must not leak in.
+os.environ["KAFKA_TOPIC"] = f"video-events-test-{SLOT}-{os.getpid()}"
 os.environ["TEST_DATABASE_NAME"] = f"test_ranking_{SLOT}"
 
 

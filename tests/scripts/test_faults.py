@@ -1,0 +1,105 @@
+"""A small run of the fault-injection harness (scripts/faults.py) in every test run:
+the real API, bridge, worker and beat; SIGKILLs and a Redis wipe mid-stream."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.kafka import topic_ensure
+from events.models import ApiKey
+from rankings.redis_keys import redis_client
+from rankings.services import rankings_rebuild
+from tests.processes import Proc, beat, bridge, worker
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("faults", ROOT / "scripts" / "faults.py")
+assert _spec and _spec.loader
+faults = importlib.util.module_from_spec(_spec)
+sys.modules["faults"] = faults
+_spec.loader.exec_module(faults)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_no_event_lost_or_double_counted_through_kills_and_a_redis_wipe(
+    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, settings: Any
+) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"ingest_key": "1000000/min", "ingest_ip": "1000000/min"},
+    }
+    rankings_rebuild()
+    topic_ensure()
+    videos = [make_video(duration_seconds=30 + i) for i in range(40)]
+    _, key = ApiKey.objects.create_key(name="faults")
+    group = f"faults-{uuid.uuid4().hex[:8]}"
+    procs: dict[str, Proc] = {
+        "bridge": bridge(tmp_path, group=group),
+        "worker": worker(tmp_path),
+        "beat": beat(tmp_path),
+    }
+    restarts = {"bridge": 0, "worker": 0}
+
+    def post(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            f"{live_server.url}/api/v1/events/",
+            data=json.dumps({"events": events}).encode(),
+            headers={"Content-Type": "application/json", "X-API-Key": key},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def kill(name: str) -> Callable[[], None]:
+        return lambda: procs[name].stop(signal.SIGKILL)
+
+    def start(name: str) -> Callable[[], None]:
+        def go() -> None:
+            restarts[name] += 1
+            maker = bridge if name == "bridge" else worker
+            kwargs = {"group": group} if name == "bridge" else {}
+            procs[name] = maker(tmp_path, name=f"{name}{restarts[name]}", **kwargs)  # type: ignore[operator]
+
+        return go
+
+    controls = faults.Controls(
+        post=post,
+        kill_bridge=kill("bridge"),
+        start_bridge=start("bridge"),
+        kill_worker=kill("worker"),
+        start_worker=start("worker"),
+        wipe_redis=lambda: redis_client().flushdb(),
+    )
+    try:
+        report = faults.harness_run(
+            controls=controls,
+            video_ids=[v.id for v in videos],
+            durations={v.id: v.duration_seconds for v in videos},
+            events=3000,
+            batch=250,
+            kills=2,
+            wipe=True,
+            settle_timeout=120,
+        )
+    finally:
+        for proc in procs.values():
+            proc.stop()
+    print("\n".join(report.lines()))
+    assert report.accepted == 3000
+    assert report.resent > 0
+    assert (report.lost, report.double_counted) == (0, 0), report.lines()
+    assert report.max_score_diff < 1e-6
