@@ -6,6 +6,7 @@ from ranking_site import health
 
 api_v1 = [
     path("", include("events.urls")),
+    path("", include("events.read_urls")),
     path("", include("rankings.urls")),
     path("", include("videos.urls")),
 ]

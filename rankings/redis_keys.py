@@ -23,6 +23,8 @@ import functools
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from django.conf import settings
 
 WINDOWS: tuple[str, ...] = ("hour", "day", "week", "all", "trending")
@@ -40,7 +42,15 @@ MEMBER_WIDTH = 10
 
 @functools.cache
 def _pool(url: str) -> redis.ConnectionPool:
-    return redis.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    # One quick retry: enough for a dropped idle connection, short enough that a
+    # dead server turns into a prompt 503 instead of seconds of backoff.
+    return redis.ConnectionPool.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    )
 
 
 def redis_client() -> Any:
