@@ -23,9 +23,9 @@ import functools
 from typing import Any
 
 import redis
+from django.conf import settings
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from django.conf import settings
 
 WINDOWS: tuple[str, ...] = ("hour", "day", "week", "all", "trending")
 WINDOW_BITS: dict[str, int] = {"hour": 1, "day": 2, "week": 4, "all": 8, "trending": 16}
