@@ -1,3 +1,7 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from events.api import EventIngestApi
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("events/", EventIngestApi.as_view(), name="events-ingest"),
+]

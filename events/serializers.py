@@ -1,0 +1,151 @@
+"""Input and output shapes of the ingestion API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+MAX_EVENTS_PER_REQUEST = 1000
+# Video ids are Postgres bigints; a larger number would fail in the database, not here.
+MAX_VIDEO_ID = 2**63 - 1
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not declare: a misspelt field must not be dropped silently."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors: dict[str, Any] = {}
+        if isinstance(data, Mapping):
+            errors = {str(name): ["Unknown field."] for name in data if name not in self.fields}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+            raise serializers.ValidationError({**detail, **errors}) from None
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number; DRF would also take true/false as 1/0."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class EventInputSerializer(StrictSerializer):
+    """One engagement event (SPEC section 3).
+
+    Expects ``event_types`` (a set of names) and ``now`` (aware datetime) in its context.
+    """
+
+    event_id = serializers.UUIDField(
+        required=False,
+        help_text="Client-chosen id; resending the same id is counted once. Assigned by the server when absent.",
+    )
+    video_id = serializers.IntegerField(min_value=1, max_value=MAX_VIDEO_ID, help_text="Id of a published video.")
+    type = serializers.CharField(max_length=32, help_text="Name of a known event type, e.g. view, like, watch.")
+    user_id = serializers.CharField(
+        max_length=128,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Opaque id of the viewer; enables per-user dedupe (a view counts once per 30 min).",
+    )
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        default_timezone=UTC,
+        help_text="ISO-8601; without an offset it is read as UTC. Defaults to the time of receipt. "
+        "At most 5 minutes in the future and 7 days in the past.",
+    )
+    watch_seconds = StrictFloatField(
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Seconds watched; required for type 'watch', not allowed for other types.",
+    )
+
+    def validate_type(self, value: str) -> str:
+        known = self.context["event_types"]
+        if value not in known:
+            raise serializers.ValidationError(f"Unknown event type '{value}'. Known types: {', '.join(sorted(known))}.")
+        return value
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        now: datetime = self.context["now"]
+        if value > now + timedelta(seconds=settings.RANKING_MAX_FUTURE_S):
+            raise serializers.ValidationError(
+                f"More than {settings.RANKING_MAX_FUTURE_S} seconds in the future; check the client clock."
+            )
+        if value < now - timedelta(seconds=settings.RANKING_MAX_AGE_S):
+            raise serializers.ValidationError(
+                f"Older than {settings.RANKING_MAX_AGE_S // 86400} days; such late events are no longer counted."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        watch = attrs.get("watch_seconds")
+        if attrs["type"] == "watch" and watch is None:
+            raise serializers.ValidationError({"watch_seconds": ["Required for events of type 'watch'."]})
+        if attrs["type"] != "watch" and watch is not None:
+            raise serializers.ValidationError(
+                {"watch_seconds": [f"Only allowed for events of type 'watch', not '{attrs['type']}'."]}
+            )
+        return attrs
+
+
+class EventListField(serializers.ListField):
+    """The ``events`` array, checked for shape and size only.
+
+    Items are validated one by one by the ingest service, so that every bad
+    item is reported and the video check covers the whole batch in one lookup.
+    The size is checked before anything else so an oversized batch costs nothing.
+    """
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        items = data
+        if not items:
+            self.fail("empty")
+        if self.max_length is not None and len(items) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return items
+
+
+class EventBatchInputSerializer(StrictSerializer):
+    events = EventListField(
+        child=EventInputSerializer(),
+        allow_empty=False,
+        max_length=MAX_EVENTS_PER_REQUEST,
+        error_messages={
+            "max_length": "At most {max_length} events per request; split the batch.",
+            "empty": "Send at least one event.",
+        },
+    )
+
+
+class IngestAcceptedOutputSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Number of events produced to Kafka.")
+    event_ids = serializers.ListField(
+        child=serializers.UUIDField(), help_text="Event ids in input order, including server-assigned ones."
+    )
+
+
+class IngestErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+
+
+class IngestErrorOutputSerializer(serializers.Serializer):
+    """The error shape every endpoint shares: {"error": {"code", "message", "details"}}."""
+
+    error = IngestErrorBodySerializer()
