@@ -39,6 +39,8 @@ def producer() -> KafkaProducer:
                 request_timeout_ms=int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000),
                 delivery_timeout_ms=int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000) + 1000,
                 reconnect_backoff_max_ms=1000,
+                # Without this a dead broker holds each request for the 30 s default.
+                bootstrap_timeout_ms=int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000),
             )
         return _producer
 

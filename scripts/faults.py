@@ -230,8 +230,8 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
                 value = score * (2 ** ((epoch(hour) - t0) / hl) if window == "trending" else 1)
                 expected[rk.ranking_key(window)][vid] += value
                 expected[rk.ranking_key(window, category_of[vid])][vid] += value
-    for key, scores in expected.items():
-        stored = {rk.video_id_of(m): -s for m, s in client.zrange(key, 0, -1, withscores=True)}
+    for zkey, scores in expected.items():
+        stored = {rk.video_id_of(m): -s for m, s in client.zrange(zkey, 0, -1, withscores=True)}
         report.keys_checked += 1
         for vid in set(scores) | set(stored):
             want, got = scores.get(vid, 0.0), stored.get(vid, 0.0)

@@ -56,7 +56,7 @@ def category(db: None, event_types: None) -> Any:
 def make_video(db: None, category: Any) -> Callable[..., Any]:
     def make(**kwargs: Any) -> Any:
         kwargs.setdefault("category", category)
-        video = VideoFactory(**kwargs)
+        video: Any = VideoFactory(**kwargs)
         # The signal hooks run on commit, which never comes inside a test transaction.
         category_cache_sync(category_ids=[video.category_id])
         video_cache_sync(video_ids=[video.id])

@@ -60,7 +60,7 @@ def test_apply_running_twice_after_a_lost_acknowledgement_counts_once(
     video = make_video()
     batch_id = store([wire(video.id, "comment")])
     batch_process(batch_id=batch_id)
-    deltas = Batch.objects.get(id=batch_id).deltas
+    deltas = Batch.objects.get(id=batch_id).deltas or []
     # Redis applied it but the worker died before recording that in Postgres.
     Batch.objects.filter(id=batch_id).update(applied_at=None)
     deltas_apply(batch_id=batch_id, deltas=deltas)

@@ -65,14 +65,18 @@ def test_no_event_lost_or_double_counted_through_kills_and_a_redis_wipe(
             return exc.code, json.loads(exc.read() or b"{}")
 
     def kill(name: str) -> Callable[[], None]:
-        return lambda: procs[name].stop(signal.SIGKILL)
+        def go() -> None:
+            procs[name].stop(signal.SIGKILL)
+
+        return go
 
     def start(name: str) -> Callable[[], None]:
         def go() -> None:
             restarts[name] += 1
-            maker = bridge if name == "bridge" else worker
-            kwargs = {"group": group} if name == "bridge" else {}
-            procs[name] = maker(tmp_path, name=f"{name}{restarts[name]}", **kwargs)  # type: ignore[operator]
+            label = f"{name}{restarts[name]}"
+            procs[name] = (
+                bridge(tmp_path, group=group, name=label) if name == "bridge" else worker(tmp_path, name=label)
+            )
 
         return go
 
