@@ -93,9 +93,7 @@ def test_bad_messages_go_to_dead_letters_and_do_not_stop_the_batch(
     assert day_scores() == {video.id: 5.0}
 
 
-def test_dead_letter_replay_counts_once_the_cause_is_fixed(
-    make_video: Callable[..., Any], apply_events: Any
-) -> None:
+def test_dead_letter_replay_counts_once_the_cause_is_fixed(make_video: Callable[..., Any], apply_events: Any) -> None:
     video = make_video()
     apply_events([wire(video.id, "clap")])
     letter = DeadLetter.objects.get()
