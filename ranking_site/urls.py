@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("events.read_urls")),
     path("", include("rankings.urls")),
     path("", include("videos.urls")),
+    path("", include("videos.activity_urls")),
 ]
 
 urlpatterns = [
@@ -19,4 +20,5 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("", include("web.urls")),
 ]

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "videos",
     "events",
     "rankings",
+    "web",
 ]
 
 MIDDLEWARE = [
