@@ -20,8 +20,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(DEVSTACK) --dir .devdata/run run -- $(BIN)/python scripts/run_stack.py
 
-## make test: lint, then the whole suite against real servers (own ports and data).
+## make test: lint, then the whole suite against real servers (own ports and data);
+## the browser tests need Debian's chromium + chromium-driver, installed here when missing.
 test: $(STAMP) lint
+	sh scripts/install_browser.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
