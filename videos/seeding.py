@@ -803,7 +803,9 @@ def _api_seed(
     key_obj = None
     api_key = plan.api_key
     if api_key is None:
-        key_obj, api_key = ApiKey.objects.create_key(name="seed")
+        from events.ingest import api_key_create
+
+        key_obj, api_key = api_key_create(name="seed")
     try:
         sent = events_post_api(
             stream=stream,

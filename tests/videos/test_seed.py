@@ -145,3 +145,30 @@ def test_kafka_path_counts_the_same_history_as_the_db_path(event_types: None) ->
     via_db = counters()
     assert [r[:4] for r in via_kafka] == [r[:4] for r in via_db]
     assert all(a[4] == pytest.approx(b[4], rel=1e-9) for a, b in zip(via_kafka, via_db, strict=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_path_counts_the_same_history_as_the_db_path(event_types: None, live_server: Any) -> None:
+    """Through the HTTP API (key made and revoked by the seed), Kafka and the workers."""
+    from events.models import ApiKey
+
+    now = timezone.now()
+    topic = f"seed-api-test-{uuid.uuid4().hex[:8]}"
+    with override_settings(KAFKA_TOPIC=topic):
+        result = seed(now=now, via="api", events=1200, batch=500, url=f"{live_server.url}/api/v1/events/")
+    assert result.events == 1200
+    assert ApiKey.objects.get(name="seed").revoked is True
+    # Hidden and removed videos got their status once their history was in.
+    assert Video.objects.exclude(status="published").exists()
+    values = _consume_all(topic, 1200)
+    assert len(values) == 1200
+    for start in range(0, len(values), 500):
+        messages: list[list[Any]] = [[0, start + i, v.decode()] for i, v in enumerate(values[start : start + 500])]
+        outcome = batch_process(batch_id=str(batch_store(topic=topic, messages=messages).id))
+        assert outcome.counted == len(messages)
+    via_api = counters()
+    assert rankings_drift_check().drifted is False
+
+    seed(now=now, via="db", events=1200)
+    via_db = counters()
+    assert [r[:4] for r in via_api] == [r[:4] for r in via_db]
