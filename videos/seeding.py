@@ -718,9 +718,11 @@ def data_seed(*, plan: SeedPlan, progress: Progress | None = None) -> SeedResult
     timeline = Timeline.ending(now=now, days=plan.days, age_margin_s=margin)
     kinds = event_kinds()
 
-    started = time.monotonic()
     if plan.reset:
+        started = time.monotonic()
         seed_reset()
+        result.seconds["reset"] = time.monotonic() - started
+    started = time.monotonic()
     with transaction.atomic():
         category_ids = categories_seed()
         user_ids = users_seed(count=plan.users, seed=plan.seed, joined_before=now, progress=report)

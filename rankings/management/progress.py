@@ -47,6 +47,11 @@ class StageBars:
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is not None and self.bar.n < self.bar.total:
+                # Stage totals are upper bounds (e.g. all videos, while only those with
+                # counters get scores): a finished stage shows what it actually did.
+                self.bar.total = self.bar.n
+                self.bar.refresh()
             self.bar.close()
         self.bar = None
         self.stage = None

@@ -43,7 +43,14 @@ class Command(BaseCommand):
             api_key=opts["api_key"],
         )
         bars = StageBars(
-            units={"users": "user", "videos": "video", "events": "ev", "metadata": "video", "scores": "video"},
+            units={
+                "users": "user",
+                "videos": "video",
+                "events": "ev",
+                "counters": "row",
+                "metadata": "video",
+                "scores": "video",
+            },
             enabled=False if opts["no_progress"] else None,
         )
         try:
