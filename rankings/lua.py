@@ -167,6 +167,64 @@ return 1
 )
 
 
+# Rebuild, metadata: one call writes many videos' hashes (DEL, then HSET of every field).
+# ARGV[1] = JSON [field names]; ARGV[2] = JSON [[video id, value per field], ...], all strings.
+# A chunk travels as one JSON argument because packing two commands of ~20 arguments per
+# video in Python cost more than the rest of the rebuild together.
+REBUILD_META = (
+    _COMMON
+    + """
+local names = cjson.decode(ARGV[1])
+local rows = cjson.decode(ARGV[2])
+local args = {}
+for _, r in ipairs(rows) do
+  for i, name in ipairs(names) do
+    args[2 * i - 1] = name
+    args[2 * i] = r[i + 1]
+  end
+  local vk = P .. 'v:' .. r[1]
+  redis.call('DEL', vk)
+  redis.call('HSET', vk, unpack(args))
+end
+return #rows
+"""
+)
+
+# Rebuild, scores: fill the temporary keys of a rebuild for many videos at once.
+# ARGV[1] = temporary key prefix; ARGV[2] = JSON [[member, category id or false, [window, score], ...], ...]
+# with scores already negated (ZADD into tmp .. ranking key, global and category);
+# ARGV[3] = JSON [[video id, window, value text], ...] for the shadow hashes of unpublished videos.
+REBUILD_SCORES = (
+    _COMMON
+    + """
+local tmp = ARGV[1]
+local adds = {}
+local function add(key, score, m)
+  local list = adds[key]
+  if not list then list = {}; adds[key] = list end
+  list[#list + 1] = score
+  list[#list + 1] = m
+end
+for _, r in ipairs(cjson.decode(ARGV[2])) do
+  for j = 3, #r do
+    local w, score = r[j][1], r[j][2]
+    add(tmp .. P .. 'z:' .. w .. ':g', score, r[1])
+    if r[2] then add(tmp .. P .. 'z:' .. w .. ':c:' .. r[2], score, r[1]) end
+  end
+end
+for key, list in pairs(adds) do
+  for i = 1, #list, 1000 do
+    redis.call('ZADD', key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+for _, s in ipairs(cjson.decode(ARGV[3])) do
+  redis.call('HSET', tmp .. P .. 'shadow:' .. s[1], s[2], s[3])
+end
+return 1
+"""
+)
+
+
 @cache
 def script(source: str) -> Script:
     """A registered script; redis-py reloads it by hash after a server restart."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -19,13 +21,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rankings import redis_keys as rk
-from rankings.lua import APPLY, REBASE, SWAP, SYNC_VIDEO, script
+from rankings.lua import APPLY, REBASE, REBUILD_META, REBUILD_SCORES, SWAP, SYNC_VIDEO, script
 from rankings.models import RankingSnapshot
 from rankings.windows import HOUR, epoch, hour_floor, leaving_buckets, window_start
 
 logger = logging.getLogger(__name__)
 
 APPLY_CHUNK = 5000
+# Videos per rebuild script call: big enough that Python's per-command cost vanishes,
+# small enough that one call holds Valkey for only a few milliseconds.
+SCRIPT_CHUNK = 1000
 EPS = {w: (1e-12 if w == "trending" else 1e-9) for w in rk.WINDOWS}
 REBUILD_LOCK = 7_246_001  # pg advisory lock id: one rebuild at a time
 
@@ -306,6 +311,42 @@ def _noop_progress(stage: str, done: int, total: int | None) -> None:
     return None
 
 
+class _Sender:
+    """Executes filled pipelines on one background thread, at most two waiting.
+
+    The rebuild alternates between reading Postgres, building the next chunk in
+    Python and Valkey running the previous one; overlapping them keeps both cores
+    busy. Errors surface on the next send or at close.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="rebuild-sender", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (pipe := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    pipe.execute()
+                except BaseException as exc:  # re-raised in the building thread
+                    self.error = exc
+            self.queue.task_done()
+        self.queue.task_done()
+
+    def send(self, pipe: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(pipe)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def rankings_rebuild(*, progress: Progress | None = None, chunk: int = 20_000) -> RebuildResult:
     """Rebuild every ranking and the metadata cache from Postgres; swap atomically.
 
@@ -354,15 +395,28 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
 
         report("metadata", 0, total_videos)
         done = 0
+        meta = script(REBUILD_META)
+        names = ""  # the JSON list of hash field names, from the first row
+        sender = _Sender()
         pipe = client.pipeline(transaction=False)
+        rows_meta: list[list[str]] = []
         for row in _video_rows(None):
-            pipe.delete(rk.video_key(row[0]))
-            pipe.hset(rk.video_key(row[0]), mapping=dict(zip(*[iter(_video_fields(row))] * 2, strict=True)))
+            fields = _video_fields(row)
+            if not names:
+                names = json.dumps(fields[0::2])
+            rows_meta.append([str(row[0]), *fields[1::2]])
             done += 1
+            if len(rows_meta) >= SCRIPT_CHUNK:
+                meta(args=[names, json.dumps(rows_meta, ensure_ascii=False)], client=pipe)
+                rows_meta = []
             if done % chunk == 0:
-                pipe.execute()
+                sender.send(pipe)
+                pipe = client.pipeline(transaction=False)
                 report("metadata", done, total_videos)
-        pipe.execute()
+        if rows_meta:
+            meta(args=[names, json.dumps(rows_meta, ensure_ascii=False)], client=pipe)
+        sender.send(pipe)
+        sender.close()
         report("metadata", done, total_videos)
         result.videos = done
 
@@ -374,24 +428,36 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
         done = 0
         with connection.chunked_cursor() as cur:
             cur.execute(SCORES_SQL, params)
+            fill = script(REBUILD_SCORES)
+            sender = _Sender()
             while rows := cur.fetchmany(chunk):
                 pipe = client.pipeline(transaction=False)
+                adds: list[list[Any]] = []
+                shadow_rows: list[list[Any]] = []
                 for vid, status, cid, *values in rows:
-                    member = rk.member(vid)
+                    entry: list[Any] = [rk.member(vid), str(cid)]
                     for window, value in zip(rk.WINDOWS, values, strict=True):
                         if value is None or abs(value) <= EPS[window]:
                             continue
                         if status == "published":
-                            for key in (rk.ranking_key(window), rk.ranking_key(window, cid)):
-                                pipe.zadd(tmp + key, {member: -value})
-                                live_keys.add(key)
+                            entry.append([window, -float(value)])
+                            live_keys.add(rk.ranking_key(window))
+                            live_keys.add(rk.ranking_key(window, cid))
                             ranked[window] += 1
                         else:
-                            pipe.hset(tmp + rk.shadow_key(vid), window, repr(float(value)))
+                            shadow_rows.append([str(vid), window, repr(float(value))])
                             shadows.add(vid)
-                pipe.execute()
+                    if len(entry) > 2:
+                        adds.append(entry)
+                    if len(adds) >= SCRIPT_CHUNK:
+                        fill(args=[tmp, json.dumps(adds), json.dumps(shadow_rows)], client=pipe)
+                        adds, shadow_rows = [], []
+                if adds or shadow_rows:
+                    fill(args=[tmp, json.dumps(adds), json.dumps(shadow_rows)], client=pipe)
+                sender.send(pipe)
                 done += len(rows)
                 report("scores", done, total_videos)
+            sender.close()
 
     renames = [[tmp + key, key] for key in sorted(live_keys)]
     renames += [[tmp + rk.shadow_key(vid), rk.shadow_key(vid)] for vid in sorted(shadows)]
