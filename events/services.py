@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,24 +130,27 @@ def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadR
             events.append(event)
 
     current_hour = window_hour_locked(exclusive=False)
-    keys: list[tuple[uuid.UUID, uuid.UUID | None]] = [
-        (e.event_id, e.dedupe_key(types[e.type].dedupe_window_seconds)) for e in events
-    ]
+    # Keys travel as canonical text both ways: turning every returned uuid into a UUID
+    # object (psycopg2's adapter) and back cost more than the rest of the dedupe.
+    keys: list[tuple[str, str | None]] = []
+    for e in events:
+        bucket = e.dedupe_key(types[e.type].dedupe_window_seconds)
+        keys.append((str(e.event_id), None if bucket is None else str(bucket)))
     all_keys = sorted({k for pair in keys for k in pair if k is not None})
-    fresh: set[uuid.UUID] = set()
+    fresh: set[str] = set()
     if all_keys:
         with connection.cursor() as cur:
             cur.execute(
                 """
                 INSERT INTO events_seenevent (key, seen_at)
                 SELECT k, now() FROM unnest(%s::uuid[]) AS k
-                ON CONFLICT (key) DO NOTHING RETURNING key
+                ON CONFLICT (key) DO NOTHING RETURNING key::text
                 """,
-                [[str(k) for k in all_keys]],
+                [all_keys],
             )
-            fresh = {uuid.UUID(str(r[0])) for r in cur.fetchall()}
+            fresh = {r[0] for r in cur.fetchall()}
 
-    claimed: set[uuid.UUID] = set()
+    claimed: set[str] = set()
     counters: dict[tuple[int, int, object], list[float]] = defaultdict(lambda: [0, 0.0])
     counted = 0
     for event, (event_key, user_key) in zip(events, keys, strict=True):
