@@ -26,6 +26,7 @@ from events.models import ApiKey
 from events.selectors import VerifiedApiKey, api_keys_matching, event_type_names, videos_published_filter
 from events.serializers import EventBatchInputSerializer, EventInputSerializer
 from events.wire import WireEvent
+from ranking_site import metrics
 from ranking_site.api_errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,9 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
     ]
     event_ids = [str(event.event_id) for event in events]
     try:
+        started = time.perf_counter()
         events_produce(events=events)
+        metrics.produce_latency(time.perf_counter() - started)
     except KafkaUnavailable:
         logger.warning(
             "request %s: %d events not produced for key %s; Kafka unavailable",

@@ -4,12 +4,14 @@ which is what makes acks_late and retries safe."""
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 from redis.exceptions import RedisError
 
 from events import services
+from ranking_site import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +24,18 @@ logger = logging.getLogger(__name__)
     max_retries=None,
 )
 def events_batch_process(batch_id: str) -> dict[str, object]:
+    started = time.perf_counter()
     try:
         outcome = services.batch_process(batch_id=batch_id)
     except RedisError:
         # Counted in Postgres already; the repair task applies the deltas when Redis is back.
         logger.warning("Redis unavailable after counting batch %s; repair will apply it", batch_id)
         return {"batch_id": batch_id, "applied": False}
+    if not outcome.already_processed:
+        elapsed = time.perf_counter() - started
+        metrics.batch_observed(outcome.received, elapsed)
+        # One structured line per batch, its outcome as JSON fields (see ranking_site.logging).
+        logger.info("batch %s processed", batch_id, extra={**outcome.__dict__, "duration_ms": round(elapsed * 1000, 2)})
     return outcome.__dict__
 
 

@@ -20,5 +20,10 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
     path("", include("web.urls")),
 ]
+
+# API clients get the error shape, not an HTML page, for an unknown URL or a crash.
+handler404 = "ranking_site.api_errors.not_found"
+handler500 = "ranking_site.api_errors.server_error"

@@ -6,6 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
+from corsheaders.defaults import default_headers as default_cors_headers
+from django.core.exceptions import ImproperlyConfigured
 
 from ranking_site.env import env_bool, env_db, env_float, env_int, env_list, env_str
 
@@ -24,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -35,6 +38,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id must be set before anything logs, and the timing must cover everything.
+    "ranking_site.middleware.RequestContextMiddleware",
+    # Before any middleware that can answer on its own, so those answers carry CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs, live page) come from the app itself: no CDN, no extra server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -117,13 +124,34 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime Video Ranking API",
-    "DESCRIPTION": "Engagement events in, live video rankings out.",
+    "DESCRIPTION": (
+        "Engagement events in, live video rankings out.\n\n"
+        "**Authentication**: only `POST /api/v1/events/` needs an API key, sent as `Authorization: Api-Key <key>` "
+        "or `X-API-Key: <key>`; reads are public.\n\n"
+        '**Errors** share one shape, `{"error": {"code", "message", "details"}}`; `code` is stable, `message` is '
+        "for people, `details` names the bad fields (by item index, then field, for a batch of events).\n\n"
+        "**Retries**: 429 and 503 carry `Retry-After` (seconds). After a 503 `kafka_unavailable`, resend the same "
+        "`event_id`s: an id is counted once however often it is sent.\n\n"
+        "**Tracing**: every response carries `X-Request-ID` (the caller's when it is a plain token, else a new "
+        "UUID); it is logged and travels with the events to the workers."
+    ),
+    "TAGS": [
+        {"name": "events", "description": "Ingestion of engagement events (API key required)."},
+        {"name": "rankings", "description": "Live rankings per window, globally and per category."},
+        {"name": "activity", "description": "Hourly score series of videos."},
+        {"name": "catalogue", "description": "Published videos, categories and event types."},
+        {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (outside /api/)."},
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ranking_site.api_errors.schema_request_bodies_required",
+    ],
 }
 
 # --- Kafka ---------------------------------------------------------------
@@ -154,14 +182,32 @@ RANKING_MAX_FUTURE_S = 300
 RANKING_MAX_AGE_S = 7 * 24 * 3600
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# json: one object per line with the request id (docs/observability.md); plain: for a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "ranking_site.logging.JsonFormatter"},
+        "plain": {"()": "ranking_site.logging.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}},
 }
+# Celery would otherwise replace the root handler with its own plain format in the worker.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# When set, /metrics requires "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# --- CORS: browser clients on these origins may call /api/ (nothing else) ----------------
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (*default_cors_headers, "x-api-key", "x-request-id")
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+
 RANKING_TRENDING_REBASE_S = env_int("RANKING_TRENDING_REBASE_S", 24 * 3600, minimum=3600)
 RANKING_SNAPSHOT_RETENTION = timedelta(days=env_int("RANKING_SNAPSHOT_RETENTION_DAYS", 7, minimum=1))
 
