@@ -78,13 +78,3 @@ def topic_ensure(*, topic: str | None = None, partitions: int | None = None) -> 
         pass
     finally:
         admin.close()
-
-
-def kafka_ping() -> None:
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=2000, api_version_auto_timeout_ms=2000
-    )
-    try:
-        admin.list_topics()
-    finally:
-        admin.close()

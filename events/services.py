@@ -10,7 +10,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ class BatchOutcome:
     dead_letters: int = 0
     already_processed: bool = False
     applied: bool = False
+    request_ids: list[str] = field(default_factory=list)  # lets a log line follow an event from the API
 
 
 def batch_store(*, topic: str, messages: Sequence[Message], source: str = Batch.Source.KAFKA) -> Batch:
@@ -73,7 +74,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         topic = str(payload.get("topic", ""))
         messages = payload.get("messages", [])
         outcome.received = len(messages)
-        deltas, dead, outcome.counted = _count(messages)
+        deltas, dead, outcome.counted, outcome.request_ids = _count(messages)
         outcome.duplicates = outcome.received - outcome.counted - len(dead)
         if dead:
             DeadLetter.objects.bulk_create(
@@ -98,7 +99,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
 DeadRow = tuple[Any, Any, str, str]  # partition, offset, raw, reason
 
 
-def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadRow], int]:
+def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadRow], int, list[str]]:
     """Inside the batch transaction: dedupe, upsert counters, return Redis deltas and dead letters."""
     types = {t.name: t for t in EventType.objects.all()}
     dead: list[DeadRow] = []
@@ -167,7 +168,7 @@ def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadR
         slot[0] += 1
         slot[1] += _count_units(event, durations[event.video_id])
     if not counters:
-        return [], dead, counted
+        return [], dead, counted, _request_ids(parsed)
     rows = sorted(counters.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2]))
     with connection.cursor() as cur:
         cur.execute(
@@ -195,7 +196,11 @@ def _count(messages: list[Message]) -> tuple[list[list[float | int]], list[DeadR
         for (vid, hour), score in scores.items()
         if score != 0
     ]
-    return deltas, dead, counted
+    return deltas, dead, counted, _request_ids(parsed)
+
+
+def _request_ids(parsed: list[tuple[Message, WireEvent]]) -> list[str]:
+    return sorted({e.request_id for _, e in parsed if e.request_id})
 
 
 def batch_apply(*, batch_id: str, deltas: list[list[float | int]] | None = None) -> bool:

@@ -183,9 +183,10 @@ class _Buffer:
                     else:
                         pipe.hincrbyfloat(key, field, amount)
                 pipe.execute()
-            except Exception:  # metrics must never fail a request, a batch or the bridge
+            except Exception as exc:  # metrics must never fail a request, a batch or the bridge
                 self.paused_until = time.monotonic() + WRITE_PAUSE_S
-                logger.warning("metrics store unreachable; recording paused for %.0f s", WRITE_PAUSE_S, exc_info=True)
+                # One line, no traceback: an unreachable store is an expected state, not a bug.
+                logger.warning("metrics store unreachable (%s); recording paused for %.0f s", exc, WRITE_PAUSE_S)
 
     def after_fork_in_child(self) -> None:
         self.lock = threading.Lock()

@@ -68,7 +68,8 @@ _VIDEO_OUTPUT = VideoRankingOutputSerializer()
 
 
 def _query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    params = serializer_class(data=request.query_params)
+    # .dict(): an empty value ("?window=") must be refused, not read as absent.
+    params = serializer_class(data=request.query_params.dict())
     params.is_valid(raise_exception=True)
     return dict(params.validated_data)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +31,9 @@ def _hours_field() -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=MAX_HOURS, default=24, help_text=HOURS_HELP)
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^ *0*[1-9][0-9]{0,17} *(, *0*[1-9][0-9]{0,17} *){0,99}$", "example": "12,7,40"}
+)
 class VideoIdsField(serializers.Field):
     """A comma-separated list of positive video ids, e.g. ``12,7,40``; duplicates count once."""
 
@@ -88,7 +91,7 @@ class SparklinesOutputSerializer(serializers.Serializer):
 
 
 def _query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    params = serializer_class(data=request.query_params)
+    params = serializer_class(data=request.query_params.dict())
     params.is_valid(raise_exception=True)
     return dict(params.validated_data)
 

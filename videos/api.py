@@ -179,7 +179,7 @@ class VideoListApi(BackendUnavailableMixin, APIView):
         tags=["catalogue"],
     )
     def get(self, request: Request) -> Response:
-        params = VideoListInputSerializer(data=request.query_params)
+        params = VideoListInputSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         slug = params.validated_data.get("category")
         if slug is not None and not selectors.category_exists(slug=slug):

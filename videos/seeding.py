@@ -714,7 +714,8 @@ def data_seed(*, plan: SeedPlan, progress: Progress | None = None) -> SeedResult
     report: Progress = progress or (lambda stage, done, total: None)
     result = SeedResult(via=plan.via)
     now = plan.now or timezone.now()
-    margin = 0.0 if plan.via == "db" else API_AGE_MARGIN_S
+    # The same margin on every path, so that one --seed gives one history whichever way it is written.
+    margin = API_AGE_MARGIN_S
     timeline = Timeline.ending(now=now, days=plan.days, age_margin_s=margin)
     kinds = event_kinds()
 

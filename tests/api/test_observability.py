@@ -304,10 +304,6 @@ def test_request_id_follows_an_event_from_the_api_to_kafka_and_the_worker(
     assert worker["duration_ms"] >= 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events.services.BatchOutcome does not carry the batch's request ids yet (reported with the fix)",
-)
 def test_worker_log_names_the_request_ids_of_its_batch(
     video: Any, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
