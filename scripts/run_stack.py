@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "PORT": str(port),
         "DEVDATA_DIR": str(devdata),
         "PYTHONUNBUFFERED": "1",
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "plain"),  # a person reads these lines
     }
     manager = Manager(Printer(sys.stdout))
     for name, command in parse_procfile(Path(args.procfile).read_text()).processes.items():

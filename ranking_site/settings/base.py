@@ -120,6 +120,8 @@ REST_FRAMEWORK = {
         "ingest_ip": env_str("THROTTLE_INGEST_PER_IP", "12000/min"),
     },
     "UNAUTHENTICATED_USER": None,
+    # Behind N reverse proxies the per-IP throttle reads the client from X-Forwarded-For.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) if env_str("NUM_PROXIES", "") else None,
 }
 
 SPECTACULAR_SETTINGS = {
