@@ -24,6 +24,8 @@ _db = DATABASES["default"]
 if _db.get("ENGINE") != "django.db.backends.postgresql" or not _db.get("NAME"):
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL such as postgres://user:password@host:5432/name")
 
+WHITENOISE_USE_FINDERS = False
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
