@@ -1,0 +1,111 @@
+"""What editors do in the admin, and what the rankings do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from events.models import DeadLetter, EventType
+from ranking_site.celery import app as celery_app
+from rankings.selectors import ranking_top
+from tests.conftest import wire
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def editor_client(client: Client) -> Client:
+    User.objects.create_superuser("editor", "editor@example.com", "a-long-password-42")
+    client.login(username="editor", password="a-long-password-42")
+    return client
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Admin actions queue Celery tasks; here they run in the request, as a worker would."""
+    celery_app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = False
+
+
+def day_scores() -> dict[int, float]:
+    return {e.video["id"]: e.score for e in ranking_top(window="day", limit=100).results}
+
+
+def test_admin_lists_render_with_search_and_filters(editor_client: Client, make_video: Callable[..., Any]) -> None:
+    make_video(title="Sunrise over the Alps")
+    for url in (
+        "/admin/videos/video/?q=Sunrise",
+        "/admin/videos/video/?status__exact=published",
+        "/admin/videos/category/",
+        "/admin/events/eventtype/",
+        "/admin/events/apikey/",
+        "/admin/events/deadletter/",
+        "/admin/auth/user/",
+    ):
+        response = editor_client.get(url)
+        assert response.status_code == 200, url
+    assert b"Sunrise over the Alps" in editor_client.get("/admin/videos/video/?q=Sunrise").content
+
+
+def test_bulk_hide_and_publish_actions_move_videos_out_of_and_back_into_the_rankings(
+    editor_client: Client,
+    make_video: Callable[..., Any],
+    apply_events: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    a, b, c = make_video(), make_video(), make_video()
+    apply_events([wire(a.id, "share"), wire(b.id, "like"), wire(c.id, "view")])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(
+            "/admin/videos/video/", {"action": "hide_videos", "_selected_action": [a.id, b.id]}, follow=True
+        )
+    assert response.status_code == 200
+    assert b"2 video(s) set to hidden" in response.content
+    assert day_scores() == {c.id: 1.0}
+    with django_capture_on_commit_callbacks(execute=True):
+        editor_client.post("/admin/videos/video/", {"action": "publish_videos", "_selected_action": [a.id, b.id]})
+    assert day_scores() == {a.id: 50.0, b.id: 5.0, c.id: 1.0}
+    with django_capture_on_commit_callbacks(execute=True):
+        editor_client.post("/admin/videos/video/", {"action": "remove_videos", "_selected_action": [c.id]})
+    assert day_scores() == {a.id: 50.0, b.id: 5.0}
+
+
+def test_weight_change_warns_and_the_rebuild_action_applies_it_to_history(
+    editor_client: Client, make_video: Callable[..., Any], apply_events: Any, eager_celery: None
+) -> None:
+    video = make_video()
+    apply_events([wire(video.id, "like"), wire(video.id, "like")])
+    like = EventType.objects.get(name="like")
+    response = editor_client.post(
+        f"/admin/events/eventtype/{like.id}/change/",
+        {"name": "like", "weight": "7.5", "dedupe_window_seconds": "0", "description": like.description},
+        follow=True,
+    )
+    assert b"Rebuild rankings" in response.content
+    assert day_scores() == {video.id: 10.0}  # history keeps the old weight until the rebuild
+    response = editor_client.post(
+        "/admin/events/eventtype/", {"action": "rebuild_rankings", "_selected_action": [like.id]}, follow=True
+    )
+    assert b"Rankings rebuild queued" in response.content
+    assert day_scores() == {video.id: 15.0}
+
+
+def test_dead_letter_replay_action_counts_the_event_once_its_video_exists(
+    editor_client: Client, make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    video = make_video()
+    apply_events([wire(video.id, "like"), "garbage"])
+    letter = DeadLetter.objects.get()
+    response = editor_client.post(
+        "/admin/events/deadletter/", {"action": "replay", "_selected_action": [letter.id]}, follow=True
+    )
+    assert b"Replayed 0; still failing 1." in response.content
+    assert DeadLetter.objects.filter(replayed_at__isnull=True).count() == 1  # the retry failed again, kept
+    assert day_scores() == {video.id: 5.0}
