@@ -178,6 +178,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 300, minimum=10)}
 CELERY_TASK_ALWAYS_EAGER = False
+# Keep a worker's database connection across tasks (Celery's Django fixup closes it after
+# every task by default; CONN_MAX_AGE and health checks still retire stale ones).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
 # --- Rankings ------------------------------------------------------------
 RANKING_TRENDING_HALF_LIFE_S = env_int("RANKING_TRENDING_HALF_LIFE_S", 6 * 3600, minimum=60)
