@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from events.services import batch_process, batch_store
 from rankings.redis_keys import redis_client
@@ -26,6 +27,11 @@ def redis_clean() -> Iterator[None]:
     redis_client().flushdb()
     redis_client().from_url(settings.CELERY_BROKER_URL).flushdb()
     yield
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from events import kafka as events_kafka
-from events.ingest import api_key_create, api_key_mark_used_reset
+from events.ingest import api_key_create
 from events.models import ApiKey, EventType
-from events.selectors import api_key_cache_clear, event_type_names_cache_clear
+from events.selectors import event_type_names_cache_clear
 from rankings.redis_keys import redis_client, video_key
 from rankings.services import video_cache_sync
 
@@ -92,17 +92,6 @@ def topic() -> Iterator[Topic]:
 
 
 # --- request helpers -------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_caches() -> Iterator[None]:
-    api_key_cache_clear()
-    event_type_names_cache_clear()
-    api_key_mark_used_reset()
-    yield
-    api_key_cache_clear()
-    event_type_names_cache_clear()
-    api_key_mark_used_reset()
 
 
 @pytest.fixture

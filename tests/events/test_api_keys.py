@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,19 +16,9 @@ from django.utils import timezone
 from events import selectors
 from events.ingest import api_key_create, api_key_mark_used, api_key_mark_used_reset
 from events.models import ApiKey
-from events.selectors import api_key_cache_clear, api_key_verify, event_type_names_cache_clear
+from events.selectors import api_key_verify
 
 URL = "/api/v1/events/"
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_caches() -> Iterator[None]:
-    api_key_cache_clear()
-    event_type_names_cache_clear()
-    api_key_mark_used_reset()
-    yield
-    api_key_cache_clear()
-    api_key_mark_used_reset()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from rankings.redis_keys import WINDOWS
 from rankings.services import snapshot_take
 from tests.conftest import wire
 from tests.factories import CategoryFactory
+from tests.http import error_of, get_ok
 
 pytestmark = pytest.mark.django_db
 
@@ -27,27 +28,8 @@ Apply = Callable[[list[str]], Any]
 MakeVideo = Callable[..., Any]
 
 
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
 def likes(video_id: int, n: int, **kwargs: Any) -> list[str]:
     return [wire(video_id, "like", **kwargs) for _ in range(n)]
-
-
-def get_ok(api: APIClient, url: str, **params: Any) -> dict[str, Any]:
-    response = api.get(url, params)
-    assert response.status_code == 200, response.content
-    return dict(response.json())
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    return dict(body["error"])
 
 
 # --- GET /rankings/ -----------------------------------------------------------------

@@ -26,11 +26,6 @@ Apply = Callable[[list[str]], Any]
 MakeVideo = Callable[..., Any]
 
 
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
 def ranking(api: APIClient, **params: Any) -> dict[str, Any]:
     response = api.get("/api/v1/rankings/", params)
     assert response.status_code == 200, response.content

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from events.models import EventType
 from tests.conftest import wire
+from tests.http import error_of
 from videos.activity import (
     MAX_IDS,
     activity_range,
@@ -28,18 +29,6 @@ pytestmark = pytest.mark.django_db
 Apply = Callable[[list[str]], Any]
 MakeVideo = Callable[..., Any]
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    return dict(body["error"])
 
 
 # --- selectors -----------------------------------------------------------------------

@@ -12,28 +12,11 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from events.read_api import EventTypeListApi
 from tests.factories import CategoryFactory
+from tests.http import error_of, get_ok
 
 pytestmark = pytest.mark.django_db
 
 MakeVideo = Callable[..., Any]
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
-def get_ok(api: APIClient, url: str, **params: Any) -> dict[str, Any]:
-    response = api.get(url, params)
-    assert response.status_code == 200, response.content
-    return dict(response.json())
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"}
-    return dict(error)
 
 
 # --- /videos/ ------------------------------------------------------------------------
