@@ -65,6 +65,43 @@ def _category_not_found(slug: str) -> NotFoundError:
 # through to_representation() keeps no per-request state, so one instance serves every thread.
 _PAGE_OUTPUT = RankingPageOutputSerializer()
 _VIDEO_OUTPUT = VideoRankingOutputSerializer()
+# The top-N page is the hottest read: its body is built as plain dicts, in the field order and with
+# the field conversions of RankingPageOutputSerializer (which still documents it in the schema).
+# Walking DRF's fields for 20 entries with nested videos was a quarter of the request's CPU.
+# Datetimes go through the serializer's own fields, so they print exactly as before.
+_GENERATED_AT = _PAGE_OUTPUT.fields["generated_at"]
+_ENTRY_OUTPUT: Any = _PAGE_OUTPUT.fields["results"]
+_PUBLISHED_AT = _ENTRY_OUTPUT.child.fields["video"].fields["published_at"]
+
+
+def _page_body(page: selectors.RankingPage) -> dict[str, Any]:
+    published_at = _PUBLISHED_AT.to_representation
+    return {
+        "window": page.window,
+        "category": page.category,
+        "generated_at": _GENERATED_AT.to_representation(page.generated_at),
+        "total": int(page.total),
+        "limit": int(page.limit),
+        "offset": int(page.offset),
+        "results": [
+            {
+                "rank": int(e.rank),
+                "score": float(e.score),
+                "previous_rank": None if e.previous_rank is None else int(e.previous_rank),
+                "video": {
+                    "id": int(v["id"]),
+                    "title": str(v["title"]),
+                    "category": str(v["category"]),
+                    "owner": str(v["owner"]),
+                    "thumbnail_url": str(v["thumbnail_url"]),
+                    "duration_seconds": int(v["duration_seconds"]),
+                    "published_at": None if v["published_at"] is None else published_at(v["published_at"]),
+                },
+            }
+            for e in page.results
+            for v in (e.video,)
+        ],
+    }
 
 
 def _query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
@@ -119,7 +156,7 @@ class RankingListApi(BackendUnavailableMixin, APIView):
             )
         except selectors.UnknownCategory:
             raise _category_not_found(q["category"]) from None
-        return Response(_PAGE_OUTPUT.to_representation(page))
+        return Response(_page_body(page))
 
 
 class VideoRankingApi(BackendUnavailableMixin, APIView):

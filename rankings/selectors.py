@@ -1,5 +1,6 @@
-"""Reads of the rankings. Every list read is O(log N + page) in Redis:
-one pipelined round trip for the page, one for its metadata and previous ranks."""
+"""Reads of the rankings. Every list read is O(log N + page) in Redis: a top-N page is one
+Lua call (rankings.lua.TOP); the other lists take one pipelined round trip for the page and
+one for its metadata and previous ranks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from rankings import redis_keys as rk
+from rankings.lua import TOP, script
 from rankings.windows import window_start
 
 VIDEO_FIELDS = ("id", "title", "category", "owner", "thumbnail_url", "duration_seconds", "published_at", "status")
@@ -126,9 +128,19 @@ def _entries(
         pipe.hmget(rk.video_key(vid), VIDEO_FIELDS)
     pipe.hmget(snap_key, [str(v) for v in ids])
     out = pipe.execute()
-    first_rank = int(out[0]) + 1
-    metas, previous = out[1:-1], out[-1]
     scored = [(vid, s) for vid, (_, s) in zip(ids, rows, strict=True)]
+    return _ranked_entries(window, scored, first_position, int(out[0]) + 1, out[1:-1], out[-1], factor)
+
+
+def _ranked_entries(
+    window: str,
+    scored: list[tuple[int, float]],
+    first_position: int,
+    first_rank: int,
+    metas: Sequence[Sequence[bytes | None]],
+    previous: Sequence[bytes | None],
+    factor: float,
+) -> list[RankingEntry]:
     ranked = competition_ranks(scored, first_position=first_position, first_rank=first_rank)
     return [
         RankingEntry(
@@ -144,17 +156,21 @@ def _entries(
 def ranking_top(*, window: str, category_slug: str | None = None, limit: int = 20, offset: int = 0) -> RankingPage:
     cid = category_id_for(category_slug)
     key = rk.ranking_key(window, cid)
-    client = rk.redis_client()
-    pipe = client.pipeline(transaction=False)
-    pipe.zcard(key)
-    pipe.zrange(key, offset, offset + limit - 1, withscores=True)
-    pipe.hmget(rk.TREND, "t0", "hl")
-    total, rows, trend = pipe.execute()
+    # One round trip (rankings.lua.TOP) for the count, the page, its ties, metadata and previous ranks.
+    out = script(TOP)(
+        keys=[key, rk.TREND, rk.snapshot_key(window, cid)],
+        args=[offset, offset + limit - 1, *VIDEO_FIELDS],
+        client=rk.redis_client(),
+    )
+    total, flat, trend = out[0], out[1], out[2]
     now = timezone.now()
     page = RankingPage(
         window=window, category=category_slug, generated_at=now, total=int(total), limit=limit, offset=offset
     )
-    page.results = _entries(client, key, window, rows, offset, rk.snapshot_key(window, cid), _decay_factor(trend, now))
+    if flat:
+        scored = [(rk.video_id_of(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        factor = _decay_factor(trend, now)
+        page.results = _ranked_entries(window, scored, offset, int(out[3]) + 1, out[4], out[5], factor)
     return page
 
 
