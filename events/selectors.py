@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from events.models import ApiKey, EventType
 from rankings import redis_keys as rk
+from rankings.lua import STATUSES, script
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def event_type_names_cache_clear() -> None:
 def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
     """The subset of ``video_ids`` that exist and are published.
 
-    One pipelined HMGET against the Redis metadata cache, then one Postgres
+    One Lua call (rankings.lua.STATUSES) against the Redis metadata cache, then one Postgres
     query for the ids Redis does not know (cold or rebuilding cache). If Redis
     is down the database answers for all of them, so ingestion keeps working.
     """
@@ -68,15 +69,12 @@ def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
     published: set[int] = set()
     missing: list[int] = ids
     try:
-        pipe = rk.redis_client().pipeline(transaction=False)
-        for vid in ids:
-            pipe.hmget(rk.video_key(vid), "status")
-        statuses = pipe.execute()
+        statuses = script(STATUSES)(args=ids, client=rk.redis_client())
     except redis.RedisError:
         logger.warning("video status cache unreachable; checking %d videos in the database", len(ids))
     else:
         missing = []
-        for vid, (status,) in zip(ids, statuses, strict=True):
+        for vid, status in zip(ids, statuses, strict=True):
             if status is None:
                 missing.append(vid)
             elif status.decode() == PUBLISHED:

@@ -255,6 +255,22 @@ return {total, rows, trend, better, metas, redis.call('HMGET', KEYS[3], unpack(i
 )
 
 
+# Ingest: the cached status of many videos in one call. ARGV = video ids; returns each one's
+# status, nil when the video is not cached. As a pipeline of one HMGET per video, packing and
+# parsing ~500 commands was a sixth of the web worker's CPU per POST of 500 events.
+STATUSES = (
+    _COMMON
+    + """
+local out = {}
+for i = 1, #ARGV do
+  -- a missing hash or field comes back as false, so the table has no holes
+  out[i] = redis.call('HGET', P .. 'v:' .. ARGV[i], 'status')
+end
+return out
+"""
+)
+
+
 @cache
 def script(source: str) -> Script:
     """A registered script; redis-py reloads it by hash after a server restart."""
