@@ -10,18 +10,14 @@ the last run to finish stops the servers (unless KEEP_TEST_STACK=1).
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
+from tests.scripts_loader import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("devstack", ROOT / "scripts" / "devstack.py")
-assert _spec and _spec.loader
-devstack = importlib.util.module_from_spec(_spec)
-sys.modules["devstack"] = devstack  # dataclasses look their module up there
-_spec.loader.exec_module(devstack)
+devstack = load_script("devstack")
 
 STACK = devstack.Stack(ROOT / ".devdata" / "test")
 USERS = STACK.root / "users.json"

@@ -9,8 +9,6 @@ wrk and the leaderboard library's virtualenv are left to the real benchmark.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +23,9 @@ from events.models import ApiKey
 from rankings.redis_keys import redis_client
 from rankings.services import rankings_rebuild
 from tests.processes import bridge, process_env, worker
+from tests.scripts_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-assert _spec and _spec.loader
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["bench"] = bench
-_spec.loader.exec_module(bench)
+bench = load_script("bench")
 
 
 @pytest.mark.e2e

@@ -3,10 +3,8 @@ the real API, bridge, worker and beat; SIGKILLs and a Redis wipe mid-stream."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -21,13 +19,9 @@ from events.models import ApiKey
 from rankings.redis_keys import redis_client
 from rankings.services import rankings_rebuild
 from tests.processes import Proc, beat, bridge, worker
+from tests.scripts_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("faults", ROOT / "scripts" / "faults.py")
-assert _spec and _spec.loader
-faults = importlib.util.module_from_spec(_spec)
-sys.modules["faults"] = faults
-_spec.loader.exec_module(faults)
+faults = load_script("faults")
 
 
 @pytest.mark.e2e
