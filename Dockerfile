@@ -36,6 +36,7 @@ COPY ranking_site ./ranking_site
 COPY videos ./videos
 COPY events ./events
 COPY rankings ./rankings
+COPY web ./web
 
 # Static files are collected into the image. The settings demand a secret key
 # and allowed hosts; these two values exist only for this build step and are

@@ -269,3 +269,14 @@ def test_dockerfile_runtime_stage() -> None:
     assert "collectstatic" in text
     assert "EXPOSE 8000" in text
     assert re.search(r"^HEALTHCHECK .*python.*/healthz", text, re.MULTILINE)
+
+
+def test_image_contains_every_local_app_and_module_the_settings_load() -> None:
+    """A local app missing from the image only shows when the container starts."""
+    settings_source = (ROOT / "ranking_site" / "settings" / "base.py").read_text()
+    installed = re.findall(r'^\s*"([a-z_]+)",?$', settings_source, flags=re.MULTILINE)
+    local_apps = {name for name in installed if (ROOT / name / "__init__.py").exists()}
+    assert {"videos", "events", "rankings", "web"} <= local_apps
+    copied = set(re.findall(r"^COPY\s+(\S+)\s+\./", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE))
+    missing = sorted((local_apps | {"ranking_site", "manage.py"}) - copied)
+    assert not missing, f"Dockerfile does not COPY {missing}"
