@@ -35,6 +35,17 @@ def api() -> APIClient:
 
 
 @pytest.fixture
+def fresh_topic(settings: Any) -> str:
+    """A topic of this test's own: a consumer group reading from the earliest offset
+    must not meet earlier tests' events (their video ids may exist again)."""
+    from events.kafka import topic_ensure
+
+    settings.KAFKA_TOPIC = f"{settings.KAFKA_TOPIC}-{uuid.uuid4().hex[:8]}"
+    topic_ensure()
+    return str(settings.KAFKA_TOPIC)
+
+
+@pytest.fixture
 def rankings_ready(db: None) -> None:
     """Built (empty) rankings, as after the first start."""
     rankings_rebuild()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from events.bridge import Buffer, hand_off
-from events.kafka import events_produce, topic_ensure
+from events.kafka import events_produce
 from events.models import Batch
 from events.wire import WireEvent
 from rankings.selectors import ranking_top
@@ -107,10 +107,9 @@ def event(video_id: int, type_: str = "like") -> WireEvent:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_events_reach_the_rankings_through_bridge_and_worker_and_offsets_are_committed(
-    make_video: Callable[..., Any], tmp_path: Path
+    make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
 ) -> None:
     rankings_rebuild()
-    topic_ensure()
     videos = [make_video() for _ in range(3)]
     group = f"bridge-{uuid.uuid4().hex[:8]}"
     with running(bridge(tmp_path, group=group), worker(tmp_path)) as (br, _wk):
@@ -132,9 +131,8 @@ def test_events_reach_the_rankings_through_bridge_and_worker_and_offsets_are_com
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_path: Path) -> None:
+def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str) -> None:
     rankings_rebuild()
-    topic_ensure()
     video = make_video()
     group = f"bridge-{uuid.uuid4().hex[:8]}"
     one, two = bridge(tmp_path, group=group, name="bridge1"), bridge(tmp_path, group=group, name="bridge2")

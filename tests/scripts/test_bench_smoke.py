@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 
-from events.kafka import topic_ensure
 from events.models import ApiKey
 from rankings.redis_keys import redis_client
 from rankings.services import rankings_rebuild
@@ -32,11 +31,10 @@ bench = load_script("bench")
 @pytest.mark.timeout(120)
 @pytest.mark.django_db(transaction=True)
 def test_every_measurement_runs_on_a_tiny_data_set(
-    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, settings: Any
+    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, settings: Any, fresh_topic: str
 ) -> None:
     videos = [make_video(duration_seconds=60 + i) for i in range(12)]
     rankings_rebuild()
-    topic_ensure()
     client = redis_client()
     _, key = ApiKey.objects.create_key(name="bench-smoke")
     port = int(urlsplit(live_server.url).port or 80)
