@@ -281,9 +281,8 @@ def dead_letter_replay(*, dead_letter_ids: list[int]) -> ReplayOutcome:
         messages=[[dl.partition, dl.offset, dl.raw] for dl in letters],
         source=Batch.Source.REPLAY,
     )
-    before = DeadLetter.objects.count()
     outcome = batch_process(batch_id=str(batch.id))
-    failed = DeadLetter.objects.count() - before
+    failed = outcome.dead_letters  # the letters that failed again, stored anew
     DeadLetter.objects.filter(id__in=[dl.id for dl in letters]).update(replayed_at=timezone.now())
     logger.info("dead-letter replay: %s", json.dumps(outcome.__dict__))
     return ReplayOutcome(replayed=len(letters) - failed, failed=failed)

@@ -4,7 +4,7 @@ one for its metadata and previous ranks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -184,30 +184,35 @@ class Standing:
     total: int
 
 
+def video_rows(*, video_ids: Iterable[int] | None) -> Iterable[tuple[Any, ...]]:
+    """Everything the metadata cache holds per video, from Postgres (None: every video)."""
+    sql = """
+        SELECT v.id, v.status, v.category_id, v.title, c.slug, c.name, u.username, v.thumbnail_url,
+               v.duration_seconds, v.published_at
+        FROM videos_video v
+        JOIN videos_category c ON c.id = v.category_id
+        JOIN auth_user u ON u.id = v.owner_id
+    """
+    params: list[Any] = []
+    if video_ids is not None:
+        sql += " WHERE v.id = ANY(%s)"
+        params.append(list(video_ids))
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        yield from cur.fetchall()
+
+
 def _published_meta(video_id: int) -> tuple[int, dict[str, Any]]:
-    client = rk.redis_client()
-    fields = client.hmget(rk.video_key(video_id), VIDEO_FIELDS)
-    status = fields[-1].decode() if fields[-1] is not None else None
-    cid = client.hget(rk.video_key(video_id), "category_id")
+    fields = rk.redis_client().hmget(rk.video_key(video_id), [*VIDEO_FIELDS, "category_id"])
+    *meta, cid = fields
+    status = meta[-1].decode() if meta[-1] is not None else None
     if status is None:
         # Not cached yet (saved a moment ago, or Redis rebuilt): read the same fields from Postgres,
         # so the answer has the full video shape rather than only its id.
-        with connection.cursor() as cur:
-            cur.execute(
-                """
-                SELECT v.status, v.category_id, v.title, c.slug, u.username, v.thumbnail_url,
-                       v.duration_seconds, v.published_at
-                FROM videos_video v
-                JOIN videos_category c ON c.id = v.category_id
-                JOIN auth_user u ON u.id = v.owner_id
-                WHERE v.id = %s
-                """,
-                [video_id],
-            )
-            row = cur.fetchone()
-        if row is None or row[0] != "published":
+        row = next(iter(video_rows(video_ids=[video_id])), None)
+        if row is None or row[1] != "published":
             raise UnknownVideo(video_id)
-        _status, db_cid, title, slug, owner, thumb, duration, published_at = row
+        _vid, _status, db_cid, title, slug, _cat_name, owner, thumb, duration, published_at = row
         return int(db_cid), {
             "id": video_id,
             "title": title,
@@ -219,7 +224,7 @@ def _published_meta(video_id: int) -> tuple[int, dict[str, Any]]:
         }
     if status != "published" or cid is None:
         raise UnknownVideo(video_id)
-    return int(cid), _video(fields, video_id)
+    return int(cid), _video(meta, video_id)
 
 
 def ranking_standings(*, video_id: int) -> tuple[dict[str, Any], list[Standing]]:

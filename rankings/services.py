@@ -23,6 +23,7 @@ from django.utils import timezone
 from rankings import redis_keys as rk
 from rankings.lua import APPLY, REBASE, REBUILD_META, REBUILD_SCORES, SWAP, SYNC_VIDEO, script
 from rankings.models import RankingSnapshot
+from rankings.selectors import video_rows
 from rankings.windows import HOUR, epoch, hour_floor, leaving_buckets, window_start
 
 logger = logging.getLogger(__name__)
@@ -45,23 +46,6 @@ class RankingsNotBuilt(Exception):
 # --- metadata cache ------------------------------------------------------
 
 
-def _video_rows(video_ids: Iterable[int] | None) -> Iterable[tuple]:
-    sql = """
-        SELECT v.id, v.status, v.category_id, v.title, c.slug, c.name, u.username, v.thumbnail_url,
-               v.duration_seconds, v.published_at
-        FROM videos_video v
-        JOIN videos_category c ON c.id = v.category_id
-        JOIN auth_user u ON u.id = v.owner_id
-    """
-    params: list[Any] = []
-    if video_ids is not None:
-        sql += " WHERE v.id = ANY(%s)"
-        params.append(list(video_ids))
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        yield from cur.fetchall()
-
-
 def _video_fields(row: tuple) -> list[str]:
     vid, status, cat_id, title, slug, cat_name, owner, thumb, duration, published_at = row
     return [
@@ -79,7 +63,7 @@ def video_cache_sync(*, video_ids: Iterable[int]) -> int:
     sync = script(SYNC_VIDEO)
     client = rk.redis_client()
     pipe = client.pipeline(transaction=False)
-    rows = list(_video_rows(ids))
+    rows = list(video_rows(video_ids=ids))
     for row in rows:
         sync(args=[row[0], row[1], row[2], *_video_fields(row)], client=pipe)
     pipe.execute()
@@ -103,11 +87,14 @@ def category_cache_sync(*, category_ids: Iterable[int] | None = None) -> None:
         cur.execute(sql, params)
         rows = cur.fetchall()
     client = rk.redis_client()
+    slugs_by_id: dict[int, list[bytes]] = defaultdict(list)
+    for old_slug, old_id in client.hgetall(rk.CATS).items():
+        slugs_by_id[int(old_id)].append(old_slug)
     pipe = client.pipeline(transaction=True)
     for cid, slug, name, active in rows:
         # A renamed slug must not keep answering: drop any stale slug pointing here.
-        for old_slug, old_id in client.hgetall(rk.CATS).items():
-            if int(old_id) == cid and old_slug.decode() != slug:
+        for old_slug in slugs_by_id[cid]:
+            if old_slug.decode() != slug:
                 pipe.hdel(rk.CATS, old_slug)
         pipe.hset(rk.CATS, slug, cid)
         pipe.hset(rk.category_key(cid), mapping={"id": cid, "slug": slug, "name": name, "active": int(active)})
@@ -400,7 +387,7 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
         sender = _Sender()
         pipe = client.pipeline(transaction=False)
         rows_meta: list[list[str]] = []
-        for row in _video_rows(None):
+        for row in video_rows(video_ids=None):
             fields = _video_fields(row)
             if not names:
                 names = json.dumps(fields[0::2])
