@@ -24,6 +24,7 @@ import sys
 import time
 
 
+# The same linear interpolation as bench.percentile: this file cannot import the project.
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

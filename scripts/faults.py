@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_503_RETRIES = 120  # one minute of retries at 0.5 s
 TYPES = [("view", 60), ("like", 15), ("comment", 5), ("share", 5), ("watch", 15)]
 
 
@@ -123,16 +124,17 @@ def harness_run(
         resend_now = [e for e in resends if rng.random() < 0.5]
         resends = [e for e in resends if e not in resend_now]
         payload = chunk + resend_now
-        while True:
+        for _attempt in range(MAX_503_RETRIES + 1):
             status, answer = controls.post(payload)
             report.sent += len(payload)
             if status == 202:
                 break
-            if status == 503:  # the client's duty: retry the same event ids
-                report.rejected_503 += 1
-                time.sleep(0.5)
-                continue
-            raise RuntimeError(f"unexpected answer {status}: {json.dumps(answer)[:500]}")
+            if status != 503:
+                raise RuntimeError(f"unexpected answer {status}: {json.dumps(answer)[:500]}")
+            report.rejected_503 += 1  # the client's duty: retry the same event ids
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"still 503 after {MAX_503_RETRIES} retries: the stack did not recover")
         for event in payload:
             accepted[event["event_id"]] = event
         resends += [e for e in chunk if rng.random() < resend_ratio]
@@ -242,7 +244,9 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
 # --- standalone run --------------------------------------------------------------
 
 
-def _http_post(url: str, key: str) -> Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]:
+def http_poster(url: str, key: str) -> Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]:
+    """POST event batches with an API key; a refused connection reads as 503 (retry the same ids)."""
+
     def post(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             url,
@@ -345,7 +349,7 @@ def main() -> int:
             redis_client().flushall()
 
         controls = Controls(
-            post=_http_post(f"http://127.0.0.1:{args.port}/api/v1/events/", key),
+            post=http_poster(f"http://127.0.0.1:{args.port}/api/v1/events/", key),
             kill_bridge=lambda: kill("bridge"),
             start_bridge=lambda: start("bridge"),
             kill_worker=lambda: kill("worker"),

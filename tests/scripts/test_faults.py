@@ -3,10 +3,7 @@ the real API, bridge, worker and beat; SIGKILLs and a Redis wipe mid-stream."""
 
 from __future__ import annotations
 
-import json
 import signal
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from events.kafka import topic_ensure
 from events.models import ApiKey
 from rankings.redis_keys import redis_client
 from rankings.services import rankings_rebuild
@@ -27,14 +23,13 @@ faults = load_script("faults")
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_no_event_lost_or_double_counted_through_kills_and_a_redis_wipe(
-    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, settings: Any
+    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, settings: Any, fresh_topic: str
 ) -> None:
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"ingest_key": "1000000/min", "ingest_ip": "1000000/min"},
     }
     rankings_rebuild()
-    topic_ensure()
     videos = [make_video(duration_seconds=30 + i) for i in range(40)]
     _, key = ApiKey.objects.create_key(name="faults")
     group = f"faults-{uuid.uuid4().hex[:8]}"
@@ -44,19 +39,6 @@ def test_no_event_lost_or_double_counted_through_kills_and_a_redis_wipe(
         "beat": beat(tmp_path),
     }
     restarts = {"bridge": 0, "worker": 0}
-
-    def post(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            f"{live_server.url}/api/v1/events/",
-            data=json.dumps({"events": events}).encode(),
-            headers={"Content-Type": "application/json", "X-API-Key": key},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
 
     def kill(name: str) -> Callable[[], None]:
         def go() -> None:
@@ -75,7 +57,7 @@ def test_no_event_lost_or_double_counted_through_kills_and_a_redis_wipe(
         return go
 
     controls = faults.Controls(
-        post=post,
+        post=faults.http_poster(f"{live_server.url}/api/v1/events/", key),
         kill_bridge=kill("bridge"),
         start_bridge=start("bridge"),
         kill_worker=kill("worker"),
