@@ -35,7 +35,11 @@ COPY manage.py ./
 COPY ranking_site ./ranking_site
 COPY videos ./videos
 COPY events ./events
+COPY scoring ./scoring
 COPY rankings ./rankings
+COPY core ./core
+COPY leaderboard ./leaderboard
+COPY demo ./demo
 COPY web ./web
 
 # Static files are collected into the image. The settings demand a secret key

@@ -1,64 +1,19 @@
 from __future__ import annotations
 
-from typing import Any
-
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from events.models import ApiKey, DeadLetter, EventType
+from events.models import ApiKey, EventType
 
 admin.site.unregister(APIKey)  # the library's own model; ingestion uses ApiKey below
-
-
-def _queue_rebuild(request: HttpRequest, admin_: admin.ModelAdmin[Any]) -> None:
-    from rankings.tasks import rankings_rebuild
-
-    rankings_rebuild.delay()
-    admin_.message_user(request, "Rankings rebuild queued; lists are swapped in when it completes.", messages.SUCCESS)
 
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin[EventType]):
     list_display = ["name", "weight", "dedupe_window_seconds", "description"]
-    actions = ["rebuild_rankings"]
-
-    def save_model(self, request: HttpRequest, obj: EventType, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "weight" in form.changed_data:
-            self.message_user(
-                request,
-                f"Weight of '{obj.name}' changed. New events use it now; run the 'Rebuild rankings' action "
-                "(select any event type) to re-score past events with it.",
-                messages.WARNING,
-            )
-
-    @admin.action(description="Rebuild rankings from the hourly counters")
-    def rebuild_rankings(self, request: HttpRequest, queryset: QuerySet[EventType]) -> None:
-        _queue_rebuild(request, self)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
     list_display = (*APIKeyModelAdmin.list_display, "last_used_at")  # type: ignore[assignment]
-
-
-@admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin[DeadLetter]):
-    list_display = ["created_at", "reason", "topic", "partition", "offset", "replayed_at"]
-    list_filter = ["reason", "replayed_at"]
-    search_fields = ["raw", "reason"]
-    readonly_fields = ["created_at", "reason", "raw", "topic", "partition", "offset", "replayed_at"]
-    actions = ["replay"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.action(description="Replay selected dead letters through the pipeline")
-    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        from events.services import dead_letter_replay
-
-        result = dead_letter_replay(dead_letter_ids=list(queryset.values_list("id", flat=True)))
-        self.message_user(request, f"Replayed {result.replayed}; still failing {result.failed}.", messages.INFO)

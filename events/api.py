@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Any, cast
 
 from django.conf import settings
@@ -21,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.errors import ErrorOutputSerializer, error_body
+from core.middleware import REQUEST_ID_HEADER, request_id_from
 from events.auth import ApiKeyAuthentication, HasApiKey, IngestIpThrottle, IngestKeyThrottle
 from events.ingest import events_ingest
 from events.selectors import VerifiedApiKey
@@ -28,12 +28,7 @@ from events.serializers import (
     EventBatchInputSerializer,
     EventInputSerializer,
     IngestAcceptedOutputSerializer,
-    IngestErrorOutputSerializer,
 )
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# A caller's request id is echoed into logs and Kafka messages, so only a plain token is taken.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -53,24 +48,19 @@ class SafeJSONParser(JSONParser):
 
 
 def request_id_for(request: Request) -> str:
-    """The caller's X-Request-ID when it is a plain token, else a new uuid4."""
+    """The caller's X-Request-ID when it is a plain token, else a new uuid4 (the middleware's rule)."""
     rid = getattr(request, "_ingest_request_id", None)
     if rid is None:
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        rid = request_id_from(request)
         request._ingest_request_id = rid  # type: ignore[attr-defined]
     return str(rid)
-
-
-def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
 
 def _example(name: str, status_code: int, body: Any, summary: str = "") -> OpenApiExample:
     return OpenApiExample(name, value=body, status_codes=[str(status_code)], response_only=True, summary=summary)
 
 
-_ERROR = IngestErrorOutputSerializer
+_ERROR = ErrorOutputSerializer
 _NOT_JSON = "Expecting value: line 1 column 1 (char 0)"
 _TOO_LARGE = "The request body exceeds 2097152 bytes; send smaller batches."
 _EVENT_IDS = ["6b0f6c2e-8a3e-4b8e-9a59-2d1f0c7a9e11", "0c9a3f7e-1d2b-4c5a-8e6f-7a8b9c0d1e2f"]
@@ -155,7 +145,7 @@ INGEST_SCHEMA = extend_schema(
         _example(
             "Invalid items",
             400,
-            _error(
+            error_body(
                 "invalid",
                 "The request is invalid; see details.",
                 {
@@ -170,7 +160,7 @@ INGEST_SCHEMA = extend_schema(
         _example(
             "Invalid single event",
             400,
-            _error(
+            error_body(
                 "invalid",
                 "The request is invalid; see details.",
                 {"type": ["Unknown event type 'vue'. Known types: comment, like, share, view, watch."]},
@@ -178,33 +168,35 @@ INGEST_SCHEMA = extend_schema(
             summary="Single form: details keyed by field",
         ),
         _example(
-            "Not JSON", 400, _error("parse_error", "JSON parse error - Expecting value: line 1 column 1 (char 0)")
+            "Not JSON", 400, error_body("parse_error", "JSON parse error - Expecting value: line 1 column 1 (char 0)")
         ),
         _example(
             "Missing key",
             401,
-            _error(
+            error_body(
                 "not_authenticated",
                 "An API key is required: send 'Authorization: Api-Key <key>' or 'X-API-Key: <key>'.",
             ),
         ),
-        _example("Unknown key", 401, _error("authentication_failed", "Invalid API key.")),
-        _example("Revoked key", 403, _error("api_key_revoked", "This API key has been revoked; ask for a new one.")),
+        _example("Unknown key", 401, error_body("authentication_failed", "Invalid API key.")),
+        _example(
+            "Revoked key", 403, error_body("api_key_revoked", "This API key has been revoked; ask for a new one.")
+        ),
         _example(
             "Too large",
             413,
-            _error("payload_too_large", "The request body exceeds 2097152 bytes; send smaller batches."),
+            error_body("payload_too_large", "The request body exceeds 2097152 bytes; send smaller batches."),
         ),
         _example(
             "Wrong content type",
             415,
-            _error("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+            error_body("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
         ),
-        _example("Throttled", 429, _error("throttled", "Request was throttled. Expected available in 12 seconds.")),
+        _example("Throttled", 429, error_body("throttled", "Request was throttled. Expected available in 12 seconds.")),
         _example(
             "Kafka unavailable",
             503,
-            _error(
+            error_body(
                 "kafka_unavailable",
                 "Kafka is unavailable; nothing was accepted. Retry later with the same event_ids.",
                 {"event_ids": _EVENT_IDS},

@@ -21,13 +21,14 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from events.kafka import KafkaUnavailable, events_produce
+from core import metrics
+from core.api.errors import ServiceUnavailable
+from core.kafka import KafkaUnavailable
 from events.models import ApiKey
+from events.producer import events_produce
 from events.selectors import VerifiedApiKey, api_keys_matching, event_type_names, videos_published_filter
 from events.serializers import EventBatchInputSerializer, EventInputSerializer
 from events.wire import WireEvent
-from ranking_site import metrics
-from ranking_site.api_errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

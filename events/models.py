@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import uuid
-
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -20,91 +18,6 @@ class EventType(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class HourlyCounter(models.Model):
-    """Source of truth for every score: events and units per (video, type, hour)."""
-
-    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, related_name="+")
-    event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="+")
-    hour = models.DateTimeField(help_text="Start of the UTC hour bucket.")
-    events = models.BigIntegerField(default=0)
-    units = models.FloatField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["video", "event_type", "hour"], name="hourly_counter_unique"),
-        ]
-        indexes = [models.Index(fields=["hour"])]
-
-    def __str__(self) -> str:
-        return f"video {self.video_id} {self.event_type_id} @ {self.hour:%Y-%m-%d %H}:00"
-
-
-class SeenEvent(models.Model):
-    """Dedupe keys already counted: event ids and per-user dedupe buckets."""
-
-    key = models.UUIDField(primary_key=True)
-    seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    def __str__(self) -> str:
-        return str(self.key)
-
-
-class Batch(models.Model):
-    """The ledger between Kafka, Postgres and Redis; see docs/exactly-once.md.
-
-    A batch is received (payload stored, offsets then committed), processed
-    (counters and dedupe keys written in the same transaction that stores the
-    Redis deltas here) and applied (the deltas reached Redis, guarded by a
-    marker set inside the same Lua call).
-    """
-
-    class Source(models.TextChoices):
-        KAFKA = "kafka", "Kafka"
-        ROLLOVER = "rollover", "Window roll-over"
-        REPLAY = "replay", "Dead-letter replay"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.KAFKA)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    payload = models.JSONField(default=list)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    xid = models.BigIntegerField(null=True, blank=True, db_index=True)
-    deltas = models.JSONField(null=True, blank=True)
-    applied_at = models.DateTimeField(null=True, blank=True)
-    counted = models.IntegerField(default=0)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["processed_at"], name="batch_unprocessed", condition=models.Q(processed_at__isnull=True)
-            ),
-            models.Index(
-                fields=["processed_at"],
-                name="batch_unapplied",
-                condition=models.Q(processed_at__isnull=False, applied_at__isnull=True),
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.source} batch {self.id}"
-
-
-class DeadLetter(models.Model):
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    reason = models.CharField(max_length=200)
-    raw = models.TextField()
-    topic = models.CharField(max_length=200, blank=True)
-    partition = models.IntegerField(null=True, blank=True)
-    offset = models.BigIntegerField(null=True, blank=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.reason} @ {self.topic}:{self.partition}:{self.offset}"
 
 
 class ApiKey(AbstractAPIKey):

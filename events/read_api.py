@@ -8,15 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.mixins import BackendUnavailableMixin
+from core.api.pagination import StrictLimitOffsetPagination, paginated_response
+from core.api.schema import PAGE_INVALID, SERVICE_UNAVAILABLE
+from events import selectors
 from events.models import EventType
-from videos import selectors
-from videos.api import (
-    PAGE_INVALID,
-    SERVICE_UNAVAILABLE,
-    BackendUnavailableMixin,
-    StrictLimitOffsetPagination,
-    paginated_response,
-)
 
 
 class EventTypeOutputSerializer(serializers.ModelSerializer):

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from events.models import ApiKey, EventType
-from rankings import redis_keys as rk
-from rankings.lua import STATUSES, script
+from leaderboard.reads import video_statuses
 from videos.models import Video
+from videos.selectors import video_ids_published
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ def event_type_names() -> frozenset[str]:
     return names
 
 
+def event_type_weights() -> dict[int, tuple[str, float]]:
+    """id -> (name, weight) of every event type, read now: scores must use the current weights."""
+    return {tid: (name, weight) for tid, name, weight in EventType.objects.values_list("id", "name", "weight")}
+
+
+def event_types_by_name() -> dict[str, EventType]:
+    return {t.name: t for t in EventType.objects.all()}
+
+
 def event_type_names_cache_clear() -> None:
     global _types
     _types = None
@@ -59,7 +69,7 @@ def event_type_names_cache_clear() -> None:
 def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
     """The subset of ``video_ids`` that exist and are published.
 
-    One Lua call (rankings.lua.STATUSES) against the Redis metadata cache, then one Postgres
+    One call (leaderboard.reads.video_statuses) against the Redis metadata cache, then one Postgres
     query for the ids Redis does not know (cold or rebuilding cache). If Redis
     is down the database answers for all of them, so ingestion keeps working.
     """
@@ -69,7 +79,7 @@ def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
     published: set[int] = set()
     missing: list[int] = ids
     try:
-        statuses = script(STATUSES)(args=ids, client=rk.redis_client())
+        statuses = video_statuses(video_ids=ids)
     except redis.RedisError:
         logger.warning("video status cache unreachable; checking %d videos in the database", len(ids))
     else:
@@ -77,10 +87,10 @@ def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
         for vid, status in zip(ids, statuses, strict=True):
             if status is None:
                 missing.append(vid)
-            elif status.decode() == PUBLISHED:
+            elif status == PUBLISHED:
                 published.add(vid)
     if missing:
-        published.update(Video.objects.filter(id__in=missing, status=PUBLISHED).values_list("id", flat=True))
+        published |= video_ids_published(video_ids=missing)
     return published
 
 
@@ -180,3 +190,7 @@ def api_keys_matching(*, name_or_prefix: str) -> Iterable[ApiKey]:
     """Keys whose prefix is exactly ``name_or_prefix``, else keys with that name."""
     by_prefix = list(ApiKey.objects.filter(prefix=name_or_prefix))
     return by_prefix or list(ApiKey.objects.filter(name=name_or_prefix))
+
+
+def event_type_list() -> QuerySet[EventType]:
+    return EventType.objects.order_by("name")

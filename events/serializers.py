@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
+from core.api.serializers import MAX_ID, StrictSerializer
+
 MAX_EVENTS_PER_REQUEST = 1000
-# Video ids are Postgres bigints; a larger number would fail in the database, not here.
-MAX_VIDEO_ID = 2**63 - 1
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not declare: a misspelt field must not be dropped silently."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        errors: dict[str, Any] = {}
-        if isinstance(data, Mapping):
-            errors = {str(name): ["Unknown field."] for name in data if name not in self.fields}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-            raise serializers.ValidationError({**detail, **errors}) from None
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
 
 
 class StrictFloatField(serializers.FloatField):
@@ -50,7 +32,7 @@ class EventInputSerializer(StrictSerializer):
         required=False,
         help_text="Client-chosen id; resending the same id is counted once. Assigned by the server when absent.",
     )
-    video_id = serializers.IntegerField(min_value=1, max_value=MAX_VIDEO_ID, help_text="Id of a published video.")
+    video_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Id of a published video.")
     type = serializers.CharField(max_length=32, help_text="Name of a known event type, e.g. view, like, watch.")
     user_id = serializers.CharField(
         max_length=128,
@@ -137,15 +119,3 @@ class IngestAcceptedOutputSerializer(serializers.Serializer):
     event_ids = serializers.ListField(
         child=serializers.UUIDField(), help_text="Event ids in input order, including server-assigned ones."
     )
-
-
-class IngestErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField()
-
-
-class IngestErrorOutputSerializer(serializers.Serializer):
-    """The error shape every endpoint shares: {"error": {"code", "message", "details"}}."""
-
-    error = IngestErrorBodySerializer()

@@ -50,6 +50,13 @@ class WireEvent:
         return uuid.uuid5(DEDUPE_NAMESPACE, f"{self.user_id}|{self.video_id}|{self.type}|{window_seconds}|{bucket}")
 
 
+def event_units(*, event_type: str, watch_seconds: float | None, duration_seconds: int) -> float:
+    """Units an event counts (SPEC section 3): a watch counts its completion ratio, anything else 1."""
+    if event_type == "watch":
+        return min((watch_seconds or 0.0) / duration_seconds, 1.0) if duration_seconds > 0 else 0.0
+    return 1.0
+
+
 def wire_parse(raw: str | bytes) -> WireEvent:
     try:
         body = json.loads(raw)

@@ -2,14 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from ranking_site import health
+from core import health
 
 api_v1 = [
     path("", include("events.urls")),
     path("", include("events.read_urls")),
     path("", include("rankings.urls")),
     path("", include("videos.urls")),
-    path("", include("videos.activity_urls")),
+    path("", include("rankings.activity_urls")),
 ]
 
 urlpatterns = [
@@ -25,5 +25,5 @@ urlpatterns = [
 ]
 
 # API clients get the error shape, not an HTML page, for an unknown URL or a crash.
-handler404 = "ranking_site.api_errors.not_found"
-handler500 = "ranking_site.api_errors.server_error"
+handler404 = "core.api.errors.not_found"
+handler500 = "core.api.errors.server_error"

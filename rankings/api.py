@@ -15,8 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.errors import NotFoundError
+from core.api.mixins import BackendUnavailableMixin
+from core.api.schema import SERVICE_UNAVAILABLE, error_response, invalid_params_response
+from leaderboard.windows import WINDOWS
 from rankings import selectors
-from rankings.redis_keys import WINDOWS
 from rankings.serializers import (
     RankingAroundInputSerializer,
     RankingAroundOutputSerializer,
@@ -25,13 +28,6 @@ from rankings.serializers import (
     RankingMoversOutputSerializer,
     RankingPageOutputSerializer,
     VideoRankingOutputSerializer,
-)
-from videos.api import (
-    SERVICE_UNAVAILABLE,
-    BackendUnavailableMixin,
-    NotFoundError,
-    error_response,
-    invalid_params_response,
 )
 
 TAGS = ["rankings"]

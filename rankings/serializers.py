@@ -11,7 +11,7 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from rankings.redis_keys import WINDOWS
+from leaderboard.windows import WINDOWS
 
 WINDOW_HELP = (
     "`hour`: the current and the previous UTC hour bucket; `day`: the last 24 buckets; `week`: the last 168; "

@@ -54,6 +54,8 @@ from typing import Any
 import psutil
 from tqdm import tqdm
 
+from core.redis import redis_client
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the project's packages are importable
     sys.path.insert(0, str(ROOT))
@@ -458,7 +460,7 @@ def counted_since(since: datetime) -> tuple[int, int]:
             """
             SELECT COALESCE(SUM(counted) FILTER (WHERE applied_at IS NOT NULL), 0),
                    COUNT(*) FILTER (WHERE applied_at IS NULL)
-            FROM events_batch WHERE source = 'kafka' AND received_at >= %s
+            FROM scoring_batch WHERE source = 'kafka' AND received_at >= %s
             """,
             [since],
         )
@@ -804,7 +806,7 @@ def redis_used_memory(client: Any) -> int:
 
 def reindex_run(*, env: dict[str, str], client: Any, fresh: bool) -> dict[str, Any]:
     """``manage.py reindex``: wall time of the command; Valkey memory when starting from empty."""
-    from rankings import redis_keys as rk
+    from leaderboard import keys as rk
 
     out: dict[str, Any] = {}
     if fresh:
@@ -907,7 +909,7 @@ def naive_load() -> dict[str, Any]:
             INSERT INTO bench_naive_event (video_id, event_type_id, weight, occurred_at)
             SELECT c.video_id, c.event_type_id, e.weight * c.units / c.events,
                    LEAST(c.hour + random() * interval '1 hour', now())
-            FROM events_hourlycounter c JOIN events_eventtype e ON e.id = c.event_type_id,
+            FROM scoring_hourlycounter c JOIN events_eventtype e ON e.id = c.event_type_id,
                  generate_series(1, c.events)
             WHERE c.events > 0
             """
@@ -1019,7 +1021,7 @@ def leaderboard_venv() -> Path | None:
 
 def leaderboard_stream(traffic: Traffic, path: Path, events: int) -> None:
     """The ingest traffic as 'member delta' lines: the score each event adds (weight x units)."""
-    from rankings.redis_keys import member
+    from leaderboard.keys import member
 
     rng = random.Random(21)
     vids = rng.choices(traffic.video_ids, cum_weights=traffic.cum, k=events)
@@ -1068,9 +1070,8 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
 
     from django.utils import timezone
 
-    from rankings import redis_keys as rk
-    from rankings.services import deltas_apply
-    from rankings.windows import epoch, hour_floor, window_mask
+    from leaderboard.store import deltas_apply
+    from leaderboard.windows import epoch, hour_floor, window_mask
 
     with stream.open() as handle:
         events = [(int(m), float(d)) for m, d in (line.split() for line in handle if line.strip())]
@@ -1079,7 +1080,7 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
     hour_epoch, mask = epoch(hour), window_mask(hour, hour)
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     run_id = uuid.uuid4().hex[:8]
-    client = rk.redis_client()
+    client = redis_client()
     applied = deltas_total = n = 0
     cpu_before = valkey_cpu_s(client)
     started = time.perf_counter()
@@ -1546,10 +1547,10 @@ class Bench:
         import django
 
         django.setup()
-        from events.kafka import topic_ensure
-        from rankings import redis_keys as rk
+        from core.kafka import topic_ensure
+        from leaderboard import keys as rk
 
-        client = rk.redis_client()
+        client = redis_client()
         valkey_wait_loaded(client)
         client.flushall()
         self.manage("migrate", "-v0")
@@ -1683,7 +1684,7 @@ class Bench:
             compare["stage"] = median_of(stage_runs)
             compare["stage_runs"] = stage_runs
             compare["stage_update_x"] = compare["stage"]["events_per_s"] / lib["updates_per_s"]
-            rk.redis_client().from_url(base["REDIS_URL"].rsplit("/", 1)[0] + f"/{LEADERBOARD_DB}").flushdb()
+            redis_client().from_url(base["REDIS_URL"].rsplit("/", 1)[0] + f"/{LEADERBOARD_DB}").flushdb()
         self.results["compare"] = compare
 
         stage("report")

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from leaderboard.windows import WINDOW_BITS
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_503_RETRIES = 120  # one minute of retries at 0.5 s
 TYPES = [("view", 60), ("like", 15), ("comment", 5), ("share", 5), ("watch", 15)]
@@ -166,14 +168,15 @@ def harness_run(
 def settle(*, event_ids: list[str], timeout: float, log: Callable[[str], None]) -> bool:
     from django.db import connection
 
-    from events.models import Batch
-    from rankings.redis_keys import READY, redis_client
+    from core.redis import redis_client
+    from leaderboard.keys import READY
+    from scoring.models import Batch
 
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM events_seenevent WHERE key = ANY(%s::uuid[])", [event_ids])
+            cur.execute("SELECT count(*) FROM scoring_seenevent WHERE key = ANY(%s::uuid[])", [event_ids])
             seen = int(cur.fetchone()[0])
         pending = Batch.objects.filter(applied_at__isnull=True).count()
         ready = bool(redis_client().exists(READY))
@@ -191,9 +194,11 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
     """Compare Postgres counters and every Redis ranking with the ground truth."""
     from django.db import connection
 
-    from events.models import EventType, HourlyCounter
-    from rankings import redis_keys as rk
-    from rankings.windows import epoch, hour_floor, window_mask
+    from core.redis import redis_client
+    from events.models import EventType
+    from leaderboard import keys as rk
+    from leaderboard.windows import epoch, hour_floor, window_mask
+    from scoring.models import HourlyCounter
 
     types = {t.name: t for t in EventType.objects.all()}
     truth: dict[tuple[int, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
@@ -217,17 +222,17 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
             report.examples.append(f"{video}/{type_}/{hour:%H}h: counted {actual[key][0]}, accepted {truth[key][0]}")
 
     with connection.cursor() as cur:
-        cur.execute("SELECT current_hour FROM rankings_windowstate WHERE id = 1")
+        cur.execute("SELECT current_hour FROM scoring_windowstate WHERE id = 1")
         current_hour = cur.fetchone()[0]
         cur.execute("SELECT id, category_id FROM videos_video WHERE id = ANY(%s)", [list({k[0] for k in truth})])
         category_of = dict(cur.fetchall())
-    client = rk.redis_client()
+    client = redis_client()
     t0, hl = (float(x) for x in client.hmget(rk.TREND, "t0", "hl"))
     expected: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for (vid, type_, hour), (_, units) in truth.items():
         score = types[type_].weight * units
         mask = window_mask(hour, current_hour)
-        for window, bit in rk.WINDOW_BITS.items():
+        for window, bit in WINDOW_BITS.items():
             if mask & bit:
                 value = score * (2 ** ((epoch(hour) - t0) / hl) if window == "trending" else 1)
                 expected[rk.ranking_key(window)][vid] += value
@@ -318,10 +323,11 @@ def main() -> int:
         from django.contrib.auth.models import User
         from django.db import connection
 
-        from events.kafka import topic_ensure
-        from events.models import ApiKey, Batch, HourlyCounter, SeenEvent
-        from rankings.redis_keys import redis_client
-        from rankings.services import rankings_rebuild
+        from core.kafka import topic_ensure
+        from core.redis import redis_client
+        from events.models import ApiKey
+        from scoring.models import Batch, HourlyCounter, SeenEvent
+        from scoring.rebuild import rankings_rebuild
         from videos.models import Category, Video
 
         Batch.objects.all().delete()

@@ -46,11 +46,11 @@ def prepare() -> Prepared:
     from django.core.management import call_command
     from django.db import connections
 
+    from core.kafka import topic_ensure
     from events.ingest import api_key_create
-    from events.kafka import topic_ensure
     from events.models import ApiKey
     from rankings.selectors import ranking_top
-    from rankings.services import rankings_ensure_built
+    from scoring.rebuild import rankings_ensure_built
     from videos.models import Video
 
     print("run: migrating the database", flush=True)

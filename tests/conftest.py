@@ -13,9 +13,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from events.services import batch_process, batch_store
-from rankings.redis_keys import redis_client
-from rankings.services import category_cache_sync, rankings_rebuild, video_cache_sync
+from core.redis import redis_client
+from scoring.catalog_sync import category_cache_sync, video_cache_sync
+from scoring.ledger import batch_process, batch_store
+from scoring.rebuild import rankings_rebuild
 from tests.factories import CategoryFactory, VideoFactory
 
 
@@ -38,7 +39,7 @@ def api() -> APIClient:
 def fresh_topic(settings: Any) -> str:
     """A topic of this test's own: a consumer group reading from the earliest offset
     must not meet earlier tests' events (their video ids may exist again)."""
-    from events.kafka import topic_ensure
+    from core.kafka import topic_ensure
 
     settings.KAFKA_TOPIC = f"{settings.KAFKA_TOPIC}-{uuid.uuid4().hex[:8]}"
     topic_ensure()

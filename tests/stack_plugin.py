@@ -55,7 +55,7 @@ os.environ["TEST_DATABASE_NAME"] = f"test_ranking_{SLOT}"
 
 
 def pytest_unconfigure(config: object) -> None:
-    from events.kafka import producer_reset
+    from core.kafka import producer_reset
 
     producer_reset()
     _users(remove=os.getpid())

@@ -3,9 +3,11 @@ so a page costs one query plus the count, whatever its size."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime
+
 from django.db.models import QuerySet
 
-from events.models import EventType
 from videos.models import Category, Video
 
 
@@ -30,5 +32,60 @@ def category_exists(*, slug: str) -> bool:
     return Category.objects.filter(slug=slug).exists()
 
 
-def event_type_list() -> QuerySet[EventType]:
-    return EventType.objects.order_by("name")
+def videos_published(*, video_ids: Collection[int]) -> QuerySet[Video]:
+    """The published videos among ``video_ids``, as a queryset other apps may filter by (one query)."""
+    return Video.objects.filter(id__in=video_ids, status=Video.Status.PUBLISHED)
+
+
+def video_ids_published(*, video_ids: Collection[int]) -> set[int]:
+    """The subset of ``video_ids`` that exist and are published."""
+    return set(Video.objects.filter(id__in=video_ids, status=Video.Status.PUBLISHED).values_list("id", flat=True))
+
+
+# --- for the projection (scoring reads these; the catalogue knows nothing of it) ---------
+
+# One row per video, in this order: id, status, category id, title, category slug, category
+# name, owner's username, thumbnail URL, duration in seconds, published at (or None).
+VideoRow = tuple[int, str, int, str, str, str, str, str, int, datetime | None]
+
+
+def video_rows(*, video_ids: Iterable[int] | None) -> Iterator[VideoRow]:
+    """Everything the metadata cache holds per video (None: every video, by id), streamed."""
+    qs = Video.objects.order_by("id").values_list(
+        "id", "status", "category_id", "title", "category__slug", "category__name", "owner__username",
+        "thumbnail_url", "duration_seconds", "published_at",
+    )  # fmt: skip
+    if video_ids is not None:
+        qs = qs.filter(id__in=list(video_ids))
+    yield from qs.iterator(chunk_size=20_000)
+
+
+def video_count() -> int:
+    return Video.objects.count()
+
+
+def video_durations(*, video_ids: Collection[int]) -> dict[int, int]:
+    """Duration in seconds of each existing video among ``video_ids``."""
+    return dict(Video.objects.filter(id__in=video_ids).values_list("id", "duration_seconds"))
+
+
+def video_states(*, video_ids: Collection[int] | None = None) -> dict[int, tuple[str, int]]:
+    """id -> (status, category id), of the given videos or of all."""
+    qs = Video.objects.all() if video_ids is None else Video.objects.filter(id__in=video_ids)
+    return {vid: (status, cid) for vid, status, cid in qs.values_list("id", "status", "category_id").iterator(20_000)}
+
+
+def video_ids_changed_since(*, moment: datetime) -> list[int]:
+    return list(Video.objects.filter(updated_at__gte=moment).values_list("id", flat=True))
+
+
+def category_rows(*, category_ids: Collection[int] | None = None) -> list[tuple[int, str, str, bool]]:
+    """(id, slug, name, active) of the given categories or of all, by id."""
+    qs = Category.objects.order_by("id")
+    if category_ids is not None:
+        qs = qs.filter(id__in=category_ids)
+    return list(qs.values_list("id", "slug", "name", "is_active"))
+
+
+def category_id_for_slug(*, slug: str) -> int | None:
+    return Category.objects.filter(slug=slug).values_list("id", flat=True).first()

@@ -1,26 +1,10 @@
-"""Input and output serializers of the catalogue API, and the error body every
-endpoint of the API documents (ranking_site.api_errors renders it)."""
+"""Input and output serializers of the catalogue API."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
 from videos.models import Category, Video
-
-# --- errors ------------------------------------------------------------------
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `invalid`, `not_found`.")
-    message = serializers.CharField(help_text="Human-readable explanation.")
-    details = serializers.JSONField(
-        help_text="For `invalid`: field name -> list of messages. Otherwise context such as the unknown id or slug."
-    )
-
-
-class ErrorOutputSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-
 
 # --- catalogue ---------------------------------------------------------------
 

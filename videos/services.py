@@ -1,21 +1,20 @@
-"""Writes on videos. Every change reaches the Redis metadata cache after commit."""
+"""Writes on videos. Receivers of videos.signals carry every change on after commit."""
 
 from __future__ import annotations
 
 from django.db import transaction
 
 from videos.models import Video
+from videos.signals import videos_status_changed
 
 
 def video_bulk_set_status(*, video_ids: list[int], status: str) -> int:
     """Set the status of many videos; rankings follow within a second of commit."""
-    from rankings.services import video_cache_sync
-
     if status not in Video.Status.values:
         raise ValueError(f"unknown status {status!r}")
     with transaction.atomic():
         changed = Video.objects.filter(id__in=video_ids).exclude(status=status).update(status=status)
-        transaction.on_commit(lambda: video_cache_sync(video_ids=video_ids))
+        videos_status_changed.send(sender=Video, video_ids=list(video_ids))
     return changed
 
 

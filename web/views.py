@@ -17,9 +17,10 @@ from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from core.api.serializers import MAX_ID
+from leaderboard.windows import WINDOWS
 from rankings import selectors
-from rankings.redis_keys import WINDOWS
-from videos.activity import activity_range, video_activity_hourly_cached
+from scoring.selectors import activity_range, video_activity_hourly_cached
 from videos.selectors import category_list
 from web import display
 
@@ -29,7 +30,6 @@ PAGE_SIZE = 20
 MOVERS_SHOWN = 5
 SPARK_HOURS = 24
 CHART_HOURS = 168
-MAX_VIDEO_ID = 2**63 - 1
 POLL_MS = 1000
 MOVERS_POLL_MS = 5000
 SPARK_REFRESH_MS = 30_000  # the activity cache's lifetime: polling it faster would return the same numbers
@@ -165,7 +165,7 @@ def _standing(s: selectors.Standing) -> dict[str, Any]:
 
 
 def video_page(request: HttpRequest, video_id: int) -> HttpResponse:
-    if video_id > MAX_VIDEO_ID:
+    if video_id > MAX_ID:
         return _not_found(request)
     now = timezone.now()
     try:

@@ -1,4 +1,4 @@
-"""Settings shared by every environment. Values come from ranking_site.env."""
+"""Settings shared by every environment. Values come from core.env."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import django_stubs_ext
 from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
-from ranking_site.env import env_bool, env_db, env_float, env_int, env_list, env_str
+from core.env import env_bool, env_db, env_float, env_int, env_list, env_str
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at runtime
 
@@ -33,13 +33,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "videos",
     "events",
+    "scoring",
     "rankings",
     "web",
+    "demo",
 ]
 
 MIDDLEWARE = [
     # First: the request id must be set before anything logs, and the timing must cover everything.
-    "ranking_site.middleware.RequestContextMiddleware",
+    "core.middleware.RequestContextMiddleware",
     # Before any middleware that can answer on its own, so those answers carry CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -117,7 +119,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "ranking_site.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "ingest_key": env_str("THROTTLE_INGEST_PER_KEY", "6000/min"),
         "ingest_ip": env_str("THROTTLE_INGEST_PER_IP", "12000/min"),
@@ -155,7 +157,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "ranking_site.api_errors.schema_request_bodies_required",
+        "core.api.schema.schema_request_bodies_required",
     ],
 }
 
@@ -198,8 +200,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "ranking_site.logging.JsonFormatter"},
-        "plain": {"()": "ranking_site.logging.PlainFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
+        "plain": {"()": "core.logging.PlainFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -220,10 +222,10 @@ RANKING_TRENDING_REBASE_S = env_int("RANKING_TRENDING_REBASE_S", 24 * 3600, mini
 RANKING_SNAPSHOT_RETENTION = timedelta(days=env_int("RANKING_SNAPSHOT_RETENTION_DAYS", 7, minimum=1))
 
 CELERY_BEAT_SCHEDULE = {
-    "batches-repair": {"task": "events.tasks.events_batches_repair", "schedule": 5.0},
-    "rankings-watchdog": {"task": "rankings.tasks.rankings_watchdog", "schedule": 10.0},
-    "rankings-rollover": {"task": "rankings.tasks.rankings_rollover", "schedule": 30.0},
-    "rankings-rebase": {"task": "rankings.tasks.rankings_rebase", "schedule": 3600.0},
-    "rankings-snapshot": {"task": "rankings.tasks.rankings_snapshot", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
-    "seen-events-prune": {"task": "events.tasks.events_seen_prune", "schedule": 3600.0},
+    "batches-repair": {"task": "scoring.tasks.batches_repair", "schedule": 5.0},
+    "rankings-watchdog": {"task": "scoring.tasks.rankings_watchdog", "schedule": 10.0},
+    "rankings-rollover": {"task": "scoring.tasks.window_rollover", "schedule": 30.0},
+    "rankings-rebase": {"task": "scoring.tasks.trending_rebase", "schedule": 3600.0},
+    "rankings-snapshot": {"task": "rankings.tasks.snapshot_take", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
+    "seen-events-prune": {"task": "scoring.tasks.seen_events_prune", "schedule": 3600.0},
 }

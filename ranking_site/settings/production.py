@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ranking_site.env import env, env_bool, env_int, env_list
+from core.env import env, env_bool, env_int, env_list
 from ranking_site.settings.base import *  # noqa: F403
 from ranking_site.settings.base import DATABASES
 

@@ -1,6 +1,6 @@
 """Test settings: the real servers of the dev stack, on the test folder's ports."""
 
-from ranking_site.env import env_str
+from core.env import env_str
 from ranking_site.settings.base import *  # noqa: F403
 from ranking_site.settings.base import REST_FRAMEWORK
 

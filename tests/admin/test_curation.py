@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from events.models import DeadLetter, EventType
+from events.models import EventType
 from ranking_site.celery import app as celery_app
 from rankings.selectors import ranking_top
+from scoring.models import DeadLetter
 from tests.conftest import wire
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def test_admin_lists_render_with_search_and_filters(editor_client: Client, make_
         "/admin/videos/category/",
         "/admin/events/eventtype/",
         "/admin/events/apikey/",
-        "/admin/events/deadletter/",
+        "/admin/scoring/deadletter/",
         "/admin/auth/user/",
     ):
         response = editor_client.get(url)
@@ -104,7 +105,7 @@ def test_dead_letter_replay_action_counts_the_event_once_its_video_exists(
     apply_events([wire(video.id, "like"), "garbage"])
     letter = DeadLetter.objects.get()
     response = editor_client.post(
-        "/admin/events/deadletter/", {"action": "replay", "_selected_action": [letter.id]}, follow=True
+        "/admin/scoring/deadletter/", {"action": "replay", "_selected_action": [letter.id]}, follow=True
     )
     assert b"Replayed 0; still failing 1." in response.content
     assert DeadLetter.objects.filter(replayed_at__isnull=True).count() == 1  # the retry failed again, kept

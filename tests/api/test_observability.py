@@ -20,13 +20,13 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import metrics
+from core.logging import JsonFormatter, PlainFormatter, request_id_var
 from events.ingest import api_key_create, api_key_mark_used_reset
-from events.models import DeadLetter
 from events.selectors import api_key_cache_clear, event_type_names_cache_clear
-from events.services import batch_store
-from events.tasks import events_batch_process
-from ranking_site import metrics
-from ranking_site.logging import JsonFormatter, PlainFormatter, request_id_var
+from scoring.ledger import batch_store
+from scoring.models import DeadLetter
+from scoring.tasks import batch_process as events_batch_process
 from tests.conftest import wire
 from tests.events.test_api_ingest import Topic
 
@@ -41,11 +41,11 @@ Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 def _fresh_process_state() -> Iterator[None]:
     for clear in (api_key_cache_clear, event_type_names_cache_clear, api_key_mark_used_reset):
         clear()
-    metrics.dead_letters_cache_clear()
+    metrics.gauge_sources_cache_clear()
     metrics.metrics_recording_resume()
     metrics.metrics_reset()  # figures other tests recorded may still be on their way to Redis
     yield
-    metrics.dead_letters_cache_clear()
+    metrics.gauge_sources_cache_clear()
     metrics.metrics_recording_resume()
 
 
@@ -197,13 +197,13 @@ def test_dead_letter_count_is_cached_briefly(client: Client, django_assert_num_q
     with django_assert_num_queries(0):
         samples = scrape(client)
     assert value(samples, "ranking_dead_letters", state="pending") == 0
-    metrics.dead_letters_cache_clear()
+    metrics.gauge_sources_cache_clear()
     assert value(scrape(client), "ranking_dead_letters", state="pending") == 1
 
 
 def test_metrics_recorded_in_another_process_are_exposed_here(client: Client) -> None:
     code = (
-        "import django; django.setup(); from ranking_site import metrics; "
+        "import django; django.setup(); from core import metrics; "
         "metrics.events_accepted(7); metrics.batch_observed(250, 0.04)"
     )
     result = subprocess.run(
@@ -235,7 +235,7 @@ def test_metrics_store_down_neither_fails_requests_nor_the_scrape(client: Client
 
 
 def test_recording_is_buffered_and_flushed_in_the_background(client: Client) -> None:
-    from rankings.redis_keys import redis_client
+    from core.redis import redis_client
 
     metrics.events_accepted(3)
     assert not redis_client().exists(metrics.EVENTS_ACCEPTED.key), "nothing written on the request path"
@@ -298,7 +298,7 @@ def test_request_id_follows_an_event_from_the_api_to_kafka_and_the_worker(
     # The worker gets the message as the bridge stores it.
     batch = batch_store(topic=topic.name, messages=[[0, 0, json.dumps(message)]])
     events_batch_process(str(batch.id))
-    (worker,) = [line for line in log_lines() if line["logger"] == "events.tasks"]
+    (worker,) = [line for line in log_lines() if line["logger"] == "scoring.tasks"]
     assert worker["batch_id"] == str(batch.id)
     assert (worker["received"], worker["counted"]) == (1, 1)
     assert worker["duration_ms"] >= 0
@@ -310,7 +310,7 @@ def test_worker_log_names_the_request_ids_of_its_batch(
     raws = [json.dumps({**json.loads(wire(video.id)), "request_id": rid}) for rid in ("req-a", "req-b", "req-a")]
     batch = batch_store(topic="t", messages=[[0, n, raw] for n, raw in enumerate(raws)])
     events_batch_process(str(batch.id))
-    (worker,) = [line for line in log_lines() if line["logger"] == "events.tasks"]
+    (worker,) = [line for line in log_lines() if line["logger"] == "scoring.tasks"]
     assert sorted(worker["request_ids"]) == ["req-a", "req-b"]
 
 

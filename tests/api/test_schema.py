@@ -128,9 +128,19 @@ def test_ingest_documents_every_refusal_with_examples(generated: tuple[str, str]
 
 
 def test_error_shape_is_one_schema(generated: tuple[str, str]) -> None:
-    components = yaml.safe_load(generated[0])["components"]["schemas"]
-    for name in ("ErrorBody", "IngestErrorBody"):
-        assert set(components[name]["required"]) == {"code", "message", "details"}, name
+    schema = yaml.safe_load(generated[0])
+    components = schema["components"]["schemas"]
+    assert set(components["ErrorBody"]["required"]) == {"code", "message", "details"}
+    assert [name for name in components if "Error" in name] == ["ErrorBody", "ErrorOutput"]
+    refs = {
+        (path, status): response["content"]["application/json"]["schema"]["$ref"]
+        for path, item in schema["paths"].items()
+        if path != "/readyz"  # its 503 is the readiness report, with every check's state
+        for operation in item.values()
+        for status, response in operation["responses"].items()
+        if status.startswith(("4", "5")) and "application/json" in response.get("content", {})
+    }
+    assert refs and set(refs.values()) == {"#/components/schemas/ErrorOutput"}, refs
 
 
 def test_schema_endpoint_serves_the_committed_schema(client: Client) -> None:

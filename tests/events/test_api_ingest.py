@@ -17,12 +17,13 @@ from django.urls import reverse
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
-from events import kafka as events_kafka
+from core import kafka as events_kafka
+from core.redis import redis_client
 from events.ingest import api_key_create
 from events.models import ApiKey, EventType
 from events.selectors import event_type_names_cache_clear
-from rankings.redis_keys import redis_client, video_key
-from rankings.services import video_cache_sync
+from leaderboard.keys import video_key
+from scoring.catalog_sync import video_cache_sync
 
 URL = "/api/v1/events/"
 
@@ -537,7 +538,7 @@ def test_kafka_unreachable_is_503_and_the_same_ids_can_be_retried(
     assert {event_id: len(messages) for event_id, messages in got.items()} == {event_id: 1 for event_id in event_ids}
 
     if elapsed > 5:
-        # events/kafka.py builds its producer without bootstrap_timeout_ms, so creating it
+        # core/kafka.py builds its producer without bootstrap_timeout_ms, so creating it
         # against a dead broker waits kafka-python's 30 s default instead of KAFKA_PRODUCE_TIMEOUT_S.
         pytest.xfail(f"503 took {elapsed:.1f} s: producer bootstrap ignores KAFKA_PRODUCE_TIMEOUT_S")
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from events.models import Batch, DeadLetter, EventType, HourlyCounter
-from events.services import batch_process, batch_store, dead_letter_replay
+from events.models import EventType
 from rankings.selectors import ranking_top
+from scoring.ledger import batch_process, batch_store, dead_letter_replay
+from scoring.models import Batch, DeadLetter, HourlyCounter
 from tests.conftest import wire
 
 pytestmark = pytest.mark.django_db

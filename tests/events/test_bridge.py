@@ -13,12 +13,12 @@ from django.conf import settings
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
-from events.bridge import Buffer, hand_off
-from events.kafka import events_produce
-from events.models import Batch
+from events.producer import events_produce
 from events.wire import WireEvent
 from rankings.selectors import ranking_top
-from rankings.services import rankings_rebuild
+from scoring.bridge import Buffer, hand_off
+from scoring.models import Batch
+from scoring.rebuild import rankings_rebuild
 from tests.processes import bridge, running, wait_for, worker
 
 

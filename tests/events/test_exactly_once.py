@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from events.models import Batch
-from events.services import batch_process, batch_store, batches_repair
-from rankings.redis_keys import READY, redis_client
+from core.redis import redis_client
+from leaderboard.keys import READY
 from rankings.selectors import ranking_top
-from rankings.services import rankings_ensure_built, rankings_rebuild
+from scoring.ledger import batch_process, batch_store, batches_repair
+from scoring.models import Batch
+from scoring.rebuild import rankings_ensure_built, rankings_rebuild
 from tests.conftest import wire
 
 
@@ -55,7 +56,7 @@ def test_worker_dying_after_commit_is_repaired_once(make_video: Callable[..., An
 def test_apply_running_twice_after_a_lost_acknowledgement_counts_once(
     make_video: Callable[..., Any], rankings_ready: None
 ) -> None:
-    from rankings.services import deltas_apply
+    from leaderboard.store import deltas_apply
 
     video = make_video()
     batch_id = store([wire(video.id, "comment")])

@@ -9,14 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 from django.utils import timezone
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rest_framework.test import APIClient
 
-from rankings import redis_keys
-from rankings.redis_keys import WINDOWS
+from leaderboard.windows import WINDOWS
 from rankings.services import snapshot_take
 from tests.conftest import wire
 from tests.factories import CategoryFactory
@@ -102,21 +98,15 @@ def test_every_window_can_be_read(api: APIClient, make_video: MakeVideo, apply_e
 
 
 def test_redis_unreachable_is_a_503_in_the_error_shape(
-    api: APIClient, make_video: MakeVideo, apply_events: Apply, monkeypatch: pytest.MonkeyPatch
+    api: APIClient, make_video: MakeVideo, apply_events: Apply, settings: Any
 ) -> None:
     video = make_video()
     apply_events(likes(video.id, 1))
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    monkeypatch.setattr(
-        redis_keys,
-        "redis_client",
-        # No retries: the test is about the answer, not redis-py's reconnect back-off.
-        lambda: redis.Redis(
-            host="127.0.0.1", port=closed_port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-        ),
-    )
+    # Every Redis client comes from core.redis, one per URL: pointing the URL at a dead port is Redis down.
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
     for url in (
         "/api/v1/rankings/",
         "/api/v1/rankings/movers/",

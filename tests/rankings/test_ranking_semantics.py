@@ -12,10 +12,9 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from rankings.models import WindowState
-from rankings.redis_keys import WINDOWS
-from rankings.services import window_rollover
-from rankings.windows import hour_floor
+from leaderboard.windows import WINDOWS, hour_floor
+from scoring.ledger import window_rollover
+from scoring.models import WindowState
 from tests.conftest import wire
 from tests.factories import CategoryFactory
 from videos.services import video_set_status

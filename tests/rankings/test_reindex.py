@@ -12,15 +12,16 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from events.models import EventType, HourlyCounter
-from rankings import redis_keys as rk
-from rankings.management.commands import reindex as reindex_command
-from rankings.management.progress import StageBars
-from rankings.models import WindowState
+from core.progress import StageBars
+from core.redis import redis_client
+from demo.seeding import SeedPlan, data_seed
+from events.models import EventType
+from leaderboard import keys as rk
+from leaderboard.windows import window_start
 from rankings.selectors import ranking_top
-from rankings.windows import window_start
+from scoring.management.commands import reindex as reindex_command
+from scoring.models import HourlyCounter, WindowState
 from videos.models import Video
-from videos.seeding import SeedPlan, data_seed
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def seeded(event_types: None) -> None:
 
 
 def redis_dump() -> dict[bytes, bytes]:
-    client = rk.redis_client()
+    client = redis_client()
     return {key: client.dump(key) for key in client.scan_iter(match=f"{rk.PREFIX}*")}
 
 
@@ -94,7 +95,7 @@ def test_readers_never_see_an_empty_or_partial_ranking_during_reindex(
 
 def test_check_reports_drift_exits_1_and_changes_nothing(seeded: None) -> None:
     assert check()[0] == 0
-    client = rk.redis_client()
+    client = redis_client()
     day = rk.ranking_key("day")
     bumped = client.zrange(day, 3, 3)[0]
     client.zincrby(day, -7.5, bumped)  # scores are stored negated: +7.5 points
@@ -117,7 +118,7 @@ def test_check_reports_drift_exits_1_and_changes_nothing(seeded: None) -> None:
 
 
 def test_check_sees_stale_metadata_and_unbuilt_rankings(seeded: None) -> None:
-    client = rk.redis_client()
+    client = redis_client()
     video = Video.objects.filter(status="published").first()
     assert video is not None
     client.hset(rk.video_key(video.id), "status", "hidden")
@@ -141,7 +142,7 @@ def expected_scores(window: str) -> dict[int, float]:
 
 
 def redis_scores(window: str) -> dict[int, float]:
-    rows: list[tuple[Any, float]] = rk.redis_client().zrange(rk.ranking_key(window), 0, -1, withscores=True)
+    rows: list[tuple[Any, float]] = redis_client().zrange(rk.ranking_key(window), 0, -1, withscores=True)
     return {rk.video_id_of(m): -s for m, s in rows}
 
 

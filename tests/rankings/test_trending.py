@@ -11,9 +11,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from leaderboard.windows import hour_floor
 from rankings.selectors import ranking_top
-from rankings.services import rankings_rebuild, trending_rebase
-from rankings.windows import hour_floor
+from scoring.ledger import trending_rebase
+from scoring.rebuild import rankings_rebuild
 from tests.conftest import wire
 
 pytestmark = pytest.mark.django_db

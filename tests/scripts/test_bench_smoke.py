@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 
+from core.redis import redis_client
 from events.models import ApiKey
-from rankings.redis_keys import redis_client
-from rankings.services import rankings_rebuild
+from scoring.rebuild import rankings_rebuild
 from tests.processes import bridge, process_env, worker
 from tests.scripts_loader import load_script
 
@@ -78,7 +78,7 @@ def test_every_measurement_runs_on_a_tiny_data_set(
     try:
         load = bench.naive_load()
         with connection.cursor() as cur:
-            cur.execute("SELECT COALESCE(SUM(events), 0) FROM events_hourlycounter")
+            cur.execute("SELECT COALESCE(SUM(events), 0) FROM scoring_hourlycounter")
             assert load["rows"] == cur.fetchone()[0] >= ingest["events"]  # one row per counted event
         naive = {
             **bench.naive_ingest_run(traffic=traffic, seconds=0.5, processes=1),

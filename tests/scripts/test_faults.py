@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from core.redis import redis_client
 from events.models import ApiKey
-from rankings.redis_keys import redis_client
-from rankings.services import rankings_rebuild
+from scoring.rebuild import rankings_rebuild
 from tests.processes import Proc, beat, bridge, worker
 from tests.scripts_loader import load_script
 

@@ -14,14 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from events.models import EventType
+from scoring.selectors import ACTIVITY_MAX_IDS as MAX_IDS
+from scoring.selectors import activity_range, video_activity_hourly, video_activity_hourly_cached
 from tests.conftest import wire
 from tests.http import error_of
-from videos.activity import (
-    MAX_IDS,
-    activity_range,
-    video_activity_hourly,
-    video_activity_hourly_cached,
-)
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db

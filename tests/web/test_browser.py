@@ -301,7 +301,7 @@ def test_screenshot_of_a_busy_board(
     browser: webdriver.Chrome, live_server: Any, event_types: None, apply_events: Apply
 ) -> None:
     """A realistic board (history for the sparklines, a snapshot for the arrows) and a live climb."""
-    from rankings.services import category_cache_sync, video_cache_sync
+    from scoring.catalog_sync import category_cache_sync, video_cache_sync
     from tests.factories import VideoFactory
 
     names = {"travel": "Travel", "music": "Music", "gaming": "Gaming", "diy": "DIY", "pets": "Pets", "food": "Food"}

@@ -1,0 +1,259 @@
+"""Read primitives of the projection. Every list read is O(log N + page) in Redis: a top-N
+page is one Lua call (leaderboard.lua.TOP); the other lists take one pipelined round trip
+for the page and one for its metadata and previous ranks. Nothing here reads Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from core.redis import redis_client
+from leaderboard import keys as rk
+from leaderboard.lua import STATUSES, TOP, script
+from leaderboard.windows import WINDOWS
+
+VIDEO_FIELDS = ("id", "title", "category", "owner", "thumbnail_url", "duration_seconds", "published_at", "status")
+
+
+def competition_ranks(
+    entries: Sequence[tuple[int, float]], *, first_position: int = 0, first_rank: int | None = None
+) -> list[list[Any]]:
+    """[(video_id, score)] best first -> [[video_id, rank, score]], ties ranked 1, 2, 2, 4.
+
+    ``first_position`` is the 0-based place of the first entry in the whole
+    ranking; ``first_rank`` its rank when the page starts inside a tie.
+    """
+    ranked: list[list[Any]] = []
+    rank = first_rank if first_rank is not None else first_position + 1
+    for i, (vid, score) in enumerate(entries):
+        if i and score != entries[i - 1][1]:
+            rank = first_position + i + 1
+        ranked.append([vid, rank, score])
+    return ranked
+
+
+def ranking_scopes() -> list[tuple[int | None, str | None]]:
+    """(category_id, slug) for the global scope and every category."""
+    cats = redis_client().hgetall(rk.CATS)
+    return [(None, None), *sorted((int(cid), slug.decode()) for slug, cid in cats.items())]
+
+
+def category_id_cached(*, slug: str) -> int | None:
+    cid = redis_client().hget(rk.CATS, slug)
+    return None if cid is None else int(cid)
+
+
+def video_statuses(*, video_ids: Sequence[int]) -> list[str | None]:
+    """Each video's cached status, None when the cache does not hold the video."""
+    return [s.decode() if s is not None else None for s in script(STATUSES)(args=list(video_ids))]
+
+
+def video_meta_cached(*, video_id: int) -> tuple[str, int | None, dict[str, Any]] | None:
+    """(status, category id, public video fields) from the metadata cache; None when not cached."""
+    *meta, cid = redis_client().hmget(rk.video_key(video_id), [*VIDEO_FIELDS, "category_id"])
+    if meta[-1] is None:
+        return None
+    return meta[-1].decode(), None if cid is None else int(cid), _video(meta, video_id)
+
+
+def _decay_factor(trend: Sequence[bytes | None], now: datetime) -> float:
+    """Stored trending scores are relative to t0; divide by 2^((now - t0)/half-life) to read them."""
+    if trend[0] is None or trend[1] is None:
+        return 1.0
+    t0, hl = float(trend[0]), float(trend[1])
+    return float(2.0 ** ((t0 - now.timestamp()) / hl))
+
+
+def _score(window: str, stored: float, factor: float) -> float:
+    value = -stored * (factor if window == "trending" else 1.0)
+    return round(value, 6) + 0.0  # +0.0 turns -0.0 into 0.0
+
+
+def _video(fields: Sequence[bytes | None], video_id: int) -> dict[str, Any]:
+    data = {name: (v.decode() if v is not None else None) for name, v in zip(VIDEO_FIELDS, fields, strict=True)}
+    return {
+        "id": video_id,
+        "title": data["title"] or "",
+        "category": data["category"] or "",
+        "owner": data["owner"] or "",
+        "thumbnail_url": data["thumbnail_url"] or "",
+        "duration_seconds": int(data["duration_seconds"] or 0),
+        "published_at": data["published_at"] or None,
+    }
+
+
+@dataclass
+class RankingEntry:
+    rank: int
+    score: float
+    previous_rank: int | None
+    video: dict[str, Any]
+
+
+@dataclass
+class RankingPage:
+    window: str
+    category: str | None
+    generated_at: datetime
+    total: int
+    limit: int
+    offset: int
+    results: list[RankingEntry] = field(default_factory=list)
+
+
+def _entries(
+    client: Any,
+    key: str,
+    window: str,
+    rows: list[tuple[bytes, float]],
+    first_position: int,
+    snap_key: str,
+    factor: float,
+) -> list[RankingEntry]:
+    if not rows:
+        return []
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(key, "-inf", f"({rows[0][1]!r}")
+    ids = [rk.video_id_of(m) for m, _ in rows]
+    for vid in ids:
+        pipe.hmget(rk.video_key(vid), VIDEO_FIELDS)
+    pipe.hmget(snap_key, [str(v) for v in ids])
+    out = pipe.execute()
+    scored = [(vid, s) for vid, (_, s) in zip(ids, rows, strict=True)]
+    return _ranked_entries(window, scored, first_position, int(out[0]) + 1, out[1:-1], out[-1], factor)
+
+
+def _ranked_entries(
+    window: str,
+    scored: list[tuple[int, float]],
+    first_position: int,
+    first_rank: int,
+    metas: Sequence[Sequence[bytes | None]],
+    previous: Sequence[bytes | None],
+    factor: float,
+) -> list[RankingEntry]:
+    ranked = competition_ranks(scored, first_position=first_position, first_rank=first_rank)
+    return [
+        RankingEntry(
+            rank=rank,
+            score=_score(window, stored, factor),
+            previous_rank=int(prev) if prev is not None else None,
+            video=_video(meta, vid),
+        )
+        for (vid, rank, stored), meta, prev in zip(ranked, metas, previous, strict=True)
+    ]
+
+
+def ranking_top(
+    *, window: str, category_id: int | None, category_slug: str | None, limit: int, offset: int
+) -> RankingPage:
+    key = rk.ranking_key(window, category_id)
+    # One round trip (leaderboard.lua.TOP) for the count, the page, its ties, metadata and previous ranks.
+    out = script(TOP)(
+        keys=[key, rk.TREND, rk.snapshot_key(window, category_id)],
+        args=[offset, offset + limit - 1, *VIDEO_FIELDS],
+        client=redis_client(),
+    )
+    total, flat, trend = out[0], out[1], out[2]
+    now = timezone.now()
+    page = RankingPage(
+        window=window, category=category_slug, generated_at=now, total=int(total), limit=limit, offset=offset
+    )
+    if flat:
+        scored = [(rk.video_id_of(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        factor = _decay_factor(trend, now)
+        page.results = _ranked_entries(window, scored, offset, int(out[3]) + 1, out[4], out[5], factor)
+    return page
+
+
+def top_rows(*, depth: int) -> list[tuple[str, int | None, list[tuple[int, float]]]]:
+    """(window, category id, [(video id, stored score)]) of the top ``depth`` of every ranking."""
+    keys = [(w, cid) for w in WINDOWS for cid, _ in ranking_scopes()]
+    pipe = redis_client().pipeline(transaction=False)
+    for window, cid in keys:
+        pipe.zrange(rk.ranking_key(window, cid), 0, depth - 1, withscores=True)
+    return [
+        (window, cid, [(rk.video_id_of(m), -s) for m, s in rows])
+        for (window, cid), rows in zip(keys, pipe.execute(), strict=True)
+    ]
+
+
+@dataclass
+class Standing:
+    window: str
+    scope: str
+    rank: int | None
+    score: float | None
+    percentile: float | None
+    total: int
+
+
+def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
+    """The video's rank, score and percentile in every window, globally and in its category."""
+    client = redis_client()
+    member = rk.member(video_id)
+    scopes = [("global", None), ("category", category_id)]
+    keys = [(w, scope, rk.ranking_key(w, c)) for w in WINDOWS for scope, c in scopes]
+    pipe = client.pipeline(transaction=False)
+    for _, _, key in keys:
+        pipe.zscore(key, member)
+    pipe.hmget(rk.TREND, "t0", "hl")
+    *scores, trend = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for (_, _, key), stored in zip(keys, scores, strict=True):
+        pipe.zcard(key)
+        if stored is not None:
+            pipe.zcount(key, "-inf", f"({stored!r}")
+    out = iter(pipe.execute())
+    factor = _decay_factor(trend, timezone.now())
+    standings = []
+    for (window, scope, _), stored in zip(keys, scores, strict=True):
+        total = int(next(out))
+        if stored is None:
+            standings.append(Standing(window, scope, None, None, None, total))
+            continue
+        better = int(next(out))
+        # Share of the *other* ranked videos that do not beat it: rank 1 is 100 whatever the size
+        # of the ranking (an only video too), the last is 0, and tied videos share a value.
+        percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
+        standings.append(Standing(window, scope, better + 1, _score(window, stored, factor), percentile, total))
+    return standings
+
+
+def ranking_around(*, video_id: int, window: str, radius: int, category_id: int | None) -> list[RankingEntry]:
+    """The video and up to ``radius`` neighbours above and below it in one ranking."""
+    key = rk.ranking_key(window, category_id)
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.zrank(key, rk.member(video_id))
+    pipe.hmget(rk.TREND, "t0", "hl")
+    position, trend = pipe.execute()
+    if position is None:
+        return []
+    start = max(0, int(position) - radius)
+    rows = client.zrange(key, start, int(position) + radius, withscores=True)
+    factor = _decay_factor(trend, timezone.now())
+    return _entries(client, key, window, rows, start, rk.snapshot_key(window, category_id), factor)
+
+
+def ranking_top_since_snapshot(
+    *, window: str, category_id: int | None, depth: int
+) -> tuple[list[RankingEntry], datetime | None]:
+    """The top ``depth`` entries with their previous ranks, and when that snapshot was taken."""
+    key = rk.ranking_key(window, category_id)
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(key, 0, depth - 1, withscores=True)
+    pipe.hgetall(rk.snapshot_key(window, category_id))
+    pipe.hmget(rk.TREND, "t0", "hl")
+    rows, snap, trend = pipe.execute()
+    taken = snap.pop(b"_taken_at", None)
+    if taken is None:
+        return [], None
+    factor = _decay_factor(trend, timezone.now())
+    entries = _entries(client, key, window, rows, 0, rk.snapshot_key(window, category_id), factor)
+    return entries, datetime.fromisoformat(taken.decode()).astimezone(UTC)

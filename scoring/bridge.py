@@ -1,0 +1,77 @@
+"""Kafka -> Postgres batch -> Celery: the step logic of ``manage.py kafka_bridge``.
+
+Shape of healthchecks' ``sendalerts``: a stop flag set by SIGTERM, small steps,
+and on exit the buffer is handed on and offsets committed. Offsets are only
+committed after the batch is stored in Postgres (the hand-off point), so a
+bridge killed at any moment re-reads at most what was not yet stored; the
+worker's dedupe makes such re-reads count once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from scoring import tasks
+from scoring.ledger import batch_store
+
+logger = logging.getLogger("scoring.bridge")
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class Buffer:
+    """Messages polled but not yet handed on, with the offsets to commit after."""
+
+    max_size: int
+    max_wait_s: float
+    clock: Callable[[], float] = time.monotonic
+    messages: list[list[Any]] = field(default_factory=list)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    first_at: float | None = None
+
+    def add(self, record: Record) -> None:
+        if self.first_at is None:
+            self.first_at = self.clock()
+        raw = record.value.decode("utf-8", errors="replace") if record.value is not None else ""
+        self.messages.append([record.partition, record.offset, raw])
+        self.next_offsets[(record.topic, record.partition)] = record.offset + 1
+
+    def due(self) -> bool:
+        if not self.messages:
+            return False
+        if len(self.messages) >= self.max_size:
+            return True
+        return self.first_at is not None and self.clock() - self.first_at >= self.max_wait_s
+
+    def take(self) -> tuple[list[list[Any]], dict[tuple[str, int], int]]:
+        messages, offsets = self.messages, self.next_offsets
+        self.messages, self.next_offsets, self.first_at = [], {}, None
+        return messages, offsets
+
+
+def hand_off(*, topic: str, messages: list[list[Any]], enqueue: Callable[[str], None]) -> str:
+    """Store the batch (durable from here on) and queue its processing.
+
+    If queueing fails the batch is still safe: the repair task re-queues
+    stored batches that nobody processed.
+    """
+    batch = batch_store(topic=topic, messages=messages)
+    try:
+        enqueue(str(batch.id))
+    except Exception:  # broker down: the sweeper picks the stored batch up later
+        logger.warning("could not queue batch %s; the repair task will", batch.id, exc_info=True)
+    return str(batch.id)
+
+
+def celery_enqueue(batch_id: str) -> None:
+    tasks.batch_process.delay(batch_id)

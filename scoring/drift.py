@@ -1,0 +1,334 @@
+"""Drift between the rankings in Redis and the counters in Postgres (``reindex --check``).
+
+Read-only: it recomputes what every ranking should hold with the rebuild's own
+query and rules (scoring.rebuild.SCORES_SQL, EPS, the anchored windows) and compares that with
+what Redis holds, key by key. Trending scores are recomputed against the
+forward-decay reference time stored in Redis (``rk:trend``), so they compare
+like for like with the stored ones.
+
+On a live system a batch may be counted in Postgres and not yet applied to
+Redis. Videos of such batches are skipped, and every difference found in the
+first pass is read again from both sides before it is reported, so what is
+left is drift that persisted, not an update caught halfway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from core.redis import redis_client
+from leaderboard import keys as rk
+from leaderboard.windows import EPS, WINDOWS
+from scoring.models import Batch
+from scoring.rebuild import scores_from_counters, scores_params
+from scoring.selectors import window_current_hour
+from videos.selectors import category_rows, video_states
+
+REL_TOL = 1e-6
+SCAN_COUNT = 5000
+META = "meta"
+SHADOW = "shadow"
+
+Values = tuple[float | None, ...]  # one per window, in WINDOWS order
+
+
+@dataclass
+class KeyDrift:
+    key: str
+    expected: int = 0
+    actual: int = 0
+    missing: int = 0
+    extra: int = 0
+    different: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.missing or self.extra or self.different)
+
+
+@dataclass
+class DriftReport:
+    built: bool
+    generation: str | None = None
+    videos: int = 0
+    keys: list[KeyDrift] = field(default_factory=list)
+    in_flight_batches: int = 0
+    skipped_videos: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def drifted(self) -> bool:
+        return not self.built or any(k.drifted for k in self.keys)
+
+
+@dataclass
+class _State:
+    """One consistent read of Postgres."""
+
+    videos: dict[int, tuple[str, int]]  # id -> (status, category id)
+    scores: dict[int, Values]
+    categories: list[int]
+    in_flight: set[int]
+    in_flight_batches: int
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """Where a value lives in Redis: a ranking (window, scope), a shadow field, or the metadata."""
+
+    kind: str  # "zset", SHADOW or META
+    window: str = ""
+    category_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind == "zset":
+            return rk.ranking_key(self.window, self.category_id)
+        if self.kind == SHADOW:
+            return f"{rk.shadow_key('*')} [{self.window}]"
+        return rk.video_key("*")
+
+
+def _significant(window: str, value: float | None) -> float | None:
+    return value if value is not None and abs(value) > EPS[window] else None
+
+
+def _same(window: str, a: float, b: float) -> bool:
+    return abs(a - b) <= max(REL_TOL * max(abs(a), abs(b)), EPS[window])
+
+
+def _state_read(*, t0: float, hl: float, video_ids: Iterable[int] | None = None) -> _State:
+    ids = sorted(video_ids) if video_ids is not None else None
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            if outermost:
+                # One snapshot for every query below, as the rebuild reads.
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        current_hour = window_current_hour()
+        categories = [row[0] for row in category_rows()]
+        # Counted in Postgres, not yet in Redis: their videos are legitimately behind.
+        batches = list(
+            Batch.objects.filter(processed_at__isnull=False, applied_at__isnull=True, deltas__isnull=False).values_list(
+                "deltas", flat=True
+            )
+        )
+        in_flight = {int(d[0]) for deltas in batches for d in (deltas or [])}
+        videos = video_states(video_ids=ids)
+        params = scores_params(current_hour=current_hour, t0=int(t0), hl=int(hl), video_ids=ids)
+        scores: dict[int, Values] = {}
+        for rows in scores_from_counters(params=params):
+            for vid, *values in rows:
+                scores[int(vid)] = tuple(
+                    _significant(w, None if v is None else float(v)) for w, v in zip(WINDOWS, values, strict=True)
+                )
+    return _State(videos, scores, categories, in_flight, len(batches))
+
+
+def _expected(state: _State, probe: _Probe, vid: int) -> float | str | None:
+    meta = state.videos.get(vid)
+    if probe.kind == META:
+        return None if meta is None else f"{meta[0]}/{meta[1]}"
+    values = state.scores.get(vid)
+    if meta is None or values is None:
+        return None
+    value = values[WINDOWS.index(probe.window)]
+    published = meta[0] == "published"
+    if probe.kind == SHADOW:
+        return None if published else value
+    if not published or (probe.category_id is not None and probe.category_id != meta[1]):
+        return None
+    return value
+
+
+def _differs(probe: _Probe, expected: float | str | None, actual: float | str | None) -> str | None:
+    """None when equal, else "missing", "extra" or "different"."""
+    if expected is None and actual is None:
+        return None
+    if expected is None:
+        return "extra"
+    if actual is None:
+        return "missing"
+    if isinstance(expected, str) or isinstance(actual, str):
+        return None if expected == actual else "different"
+    return None if _same(probe.window, expected, actual) else "different"
+
+
+def _example(kind: str, vid: int, expected: float | str | None, actual: float | str | None) -> str:
+    if kind == "missing":
+        return f"video {vid} missing (expected {expected})"
+    if kind == "extra":
+        return f"video {vid} not expected (redis has {actual})"
+    return f"video {vid}: redis {actual} != expected {expected}"
+
+
+def _shadow_actual(raw: bytes | None, window: str) -> float | None:
+    return _significant(window, float(raw)) if raw is not None else None
+
+
+Suspects = dict[_Probe, set[int]]
+
+
+def _zsets_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
+    client = redis_client()
+    by_scope: dict[int | None, list[int]] = defaultdict(list)
+    for vid, (status, cid) in state.videos.items():
+        if status == "published" and vid in state.scores:
+            by_scope[None].append(vid)
+            by_scope[cid].append(vid)
+    for index, window in enumerate(WINDOWS):
+        for scope in [None, *state.categories]:
+            probe = _Probe("zset", window, scope)
+            expected = {vid: v for vid in by_scope.get(scope, []) if (v := state.scores[vid][index]) is not None}
+            seen: set[int] = set()
+            for member, stored in client.zscan_iter(probe.name, count=SCAN_COUNT):
+                vid = rk.video_id_of(member)
+                if vid in seen:  # ZSCAN may repeat a member
+                    continue
+                seen.add(vid)
+                if _differs(probe, expected.get(vid), -stored):
+                    suspects[probe].add(vid)
+            drift[probe] = KeyDrift(key=probe.name, expected=len(expected), actual=len(seen))
+            suspects[probe].update(vid for vid in expected if vid not in seen)
+
+
+def _stray_zsets(drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
+    """Sorted sets of categories that no longer exist: all their members are extra."""
+    client = redis_client()
+    known = {p.name for p in drift}
+    for raw_key in client.scan_iter(match=f"{rk.PREFIX}z:*", count=SCAN_COUNT):
+        name = raw_key.decode()
+        if name in known or ":tmp:" in name:
+            continue
+        _, _, window, scope = name.split(":", 3)
+        if window not in WINDOWS or not scope.startswith("c:"):
+            continue
+        probe = _Probe("zset", window, int(scope[2:]))
+        members = {rk.video_id_of(m) for m, _ in client.zscan_iter(name, count=SCAN_COUNT)}
+        drift[probe] = KeyDrift(key=name, actual=len(members))
+        suspects[probe].update(members)
+
+
+def _shadows_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
+    """Scores of hidden and removed videos, kept aside for their republication."""
+    client = redis_client()
+    ids = {vid for vid, (status, _) in state.videos.items() if status != "published" and vid in state.scores}
+    ids |= {int(v) for v in client.smembers(rk.SHADOWS)}
+    ordered = sorted(ids)
+    pipe = client.pipeline(transaction=False)
+    for vid in ordered:
+        pipe.hgetall(rk.shadow_key(vid))
+    hashes = pipe.execute() if ordered else []
+    for window in WINDOWS:
+        probe = _Probe(SHADOW, window)
+        entry = drift[probe] = KeyDrift(key=probe.name)
+        for vid, fields in zip(ordered, hashes, strict=True):
+            expected = _expected(state, probe, vid)
+            actual = _shadow_actual(fields.get(window.encode()), window)
+            entry.expected += expected is not None
+            entry.actual += actual is not None
+            if _differs(probe, expected, actual):
+                suspects[probe].add(vid)
+
+
+def _meta_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
+    """The metadata cache: a video's status and category decide where its scores go."""
+    client = redis_client()
+    probe = _Probe(META)
+    entry = drift[probe] = KeyDrift(key=probe.name, expected=len(state.videos))
+    vids = sorted(state.videos)
+    for start in range(0, len(vids), 10_000):
+        chunk = vids[start : start + 10_000]
+        pipe = client.pipeline(transaction=False)
+        for vid in chunk:
+            pipe.hmget(rk.video_key(vid), "status", "category_id")
+        for vid, raw in zip(chunk, pipe.execute(), strict=True):
+            actual = _meta_actual(raw)
+            entry.actual += actual is not None
+            if _differs(probe, _expected(state, probe, vid), actual):
+                suspects[probe].add(vid)
+
+
+def _meta_actual(raw: list[bytes | None]) -> str | None:
+    status, cid = raw
+    return None if status is None else f"{status.decode()}/{(cid or b'').decode()}"
+
+
+def _pass_one(state: _State) -> tuple[dict[_Probe, KeyDrift], Suspects]:
+    """Full comparison: per key, its sizes and the videos that differ."""
+    drift: dict[_Probe, KeyDrift] = {}
+    suspects: Suspects = defaultdict(set)
+    _zsets_compare(state, drift, suspects)
+    _stray_zsets(drift, suspects)
+    _shadows_compare(state, drift, suspects)
+    _meta_compare(state, drift, suspects)
+    return drift, suspects
+
+
+def _actuals(pairs: list[tuple[_Probe, int]]) -> list[float | str | None]:
+    """What Redis holds now for each (probe, video), read in pipelined chunks."""
+    client = redis_client()
+    out: list[float | str | None] = []
+    for start in range(0, len(pairs), 10_000):
+        chunk = pairs[start : start + 10_000]
+        pipe = client.pipeline(transaction=False)
+        for probe, vid in chunk:
+            if probe.kind == "zset":
+                pipe.zscore(probe.name, rk.member(vid))
+            elif probe.kind == SHADOW:
+                pipe.hget(rk.shadow_key(vid), probe.window)
+            else:
+                pipe.hmget(rk.video_key(vid), "status", "category_id")
+        for (probe, _), raw in zip(chunk, pipe.execute(), strict=True):
+            if probe.kind == "zset":
+                out.append(None if raw is None else -raw)
+            elif probe.kind == SHADOW:
+                out.append(_shadow_actual(raw, probe.window))
+            else:
+                out.append(_meta_actual(raw))
+    return out
+
+
+def rankings_drift_check(*, examples: int = 5) -> DriftReport:
+    """Compare every ranking, shadow and metadata entry in Redis with Postgres; change nothing."""
+    started = time.monotonic()
+    client = redis_client()
+    generation = client.get(rk.READY)
+    t0, hl = client.hmget(rk.TREND, "t0", "hl")
+    if generation is None or t0 is None or hl is None:
+        return DriftReport(built=False, notes=["rankings are not built (rk:ready or rk:trend missing)"])
+    report = DriftReport(built=True, generation=generation.decode())
+    state = _state_read(t0=float(t0), hl=float(hl))
+    report.videos = len(state.videos)
+    report.in_flight_batches = state.in_flight_batches
+    drift, suspects = _pass_one(state)
+
+    # Second look at every suspect, from fresh reads of both sides.
+    flagged = {vid for vids in suspects.values() for vid in vids} - state.in_flight
+    t0, hl = client.hmget(rk.TREND, "t0", "hl")
+    fresh = _state_read(t0=float(t0 or 0), hl=float(hl or 1), video_ids=flagged) if flagged else state
+    skipped = state.in_flight | fresh.in_flight
+    pairs = [(probe, vid) for probe, vids in suspects.items() for vid in sorted(vids) if vid not in skipped]
+    for (probe, vid), actual in zip(pairs, _actuals(pairs), strict=True):
+        expected = _expected(fresh, probe, vid)
+        kind = _differs(probe, expected, actual)
+        if kind is None:
+            continue
+        entry = drift[probe]
+        setattr(entry, kind, getattr(entry, kind) + 1)
+        if len(entry.examples) < examples:
+            entry.examples.append(_example(kind, vid, expected, actual))
+    report.skipped_videos = len(skipped)
+    report.keys = sorted(drift.values(), key=lambda k: k.key)
+    if hl is not None and int(float(hl)) != settings.RANKING_TRENDING_HALF_LIFE_S:
+        report.notes.append("trending half-life in Redis differs from settings: the next rebuild applies it")
+    report.seconds = time.monotonic() - started
+    return report

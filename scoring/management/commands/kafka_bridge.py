@@ -1,0 +1,121 @@
+"""Forward Kafka batches to Celery; see scoring/bridge.py for the guarantees."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, close_old_connections
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from core.kafka import topic_ensure
+from core.metrics import bridge_lag_record
+from scoring.bridge import Buffer, celery_enqueue, hand_off
+
+logger = logging.getLogger("scoring.bridge")
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, command: Command) -> None:
+        self.command = command
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Hand on what we hold for these partitions before someone else owns them.
+        self.command.flush(reason="rebalance")
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
+
+
+class Command(BaseCommand):
+    help = "Consume the events topic and hand batches to Celery (commits offsets after hand-off)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=500, help="max messages per batch")
+        parser.add_argument("--max-wait-ms", type=int, default=100, help="max age of a partial batch")
+        parser.add_argument("--lag-every-s", type=float, default=10.0, help="how often to log consumer lag")
+        parser.add_argument("--group", default=settings.KAFKA_CONSUMER_GROUP)
+        parser.add_argument("--topic", default=settings.KAFKA_TOPIC)
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        logger.info("signal %s: draining and stopping", signum)
+        self.stop = True
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        self.stop = False
+        self.topic = opts["topic"]
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        signal.signal(signal.SIGINT, self.on_sigterm)
+        topic_ensure(topic=self.topic)
+        self.buffer = Buffer(max_size=opts["batch_size"], max_wait_s=opts["max_wait_ms"] / 1000)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            group_id=opts["group"],
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 500),
+            max_poll_records=opts["batch_size"],
+        )
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        logger.info("bridge consuming %s as group %s", self.topic, opts["group"])
+        next_lag = time.monotonic() + opts["lag_every_s"]
+        try:
+            while not self.stop:
+                self.poll_once()
+                if self.buffer.due():
+                    self.flush(reason="due")
+                if time.monotonic() >= next_lag:
+                    self.log_lag()
+                    next_lag = time.monotonic() + opts["lag_every_s"]
+        finally:
+            self.flush(reason="shutdown")
+            self.consumer.close()
+            logger.info("bridge stopped")
+
+    def poll_once(self) -> None:
+        timeout = int(min(self.buffer.max_wait_s, 0.5) * 1000) or 1
+        records = self.consumer.poll(timeout_ms=timeout, max_records=self.buffer.max_size)
+        for batch in records.values():
+            for record in batch:
+                self.buffer.add(record)
+
+    def flush(self, *, reason: str) -> None:
+        if not self.buffer.messages:
+            return
+        messages, offsets = self.buffer.messages, self.buffer.next_offsets
+        while True:
+            try:
+                close_old_connections()
+                batch_id = hand_off(topic=self.topic, messages=messages, enqueue=celery_enqueue)
+                break
+            except DatabaseError:
+                if self.stop and reason == "shutdown":
+                    logger.error("Postgres unavailable at shutdown; %d messages stay uncommitted", len(messages))
+                    return
+                logger.warning("Postgres unavailable; retrying hand-off in 1s", exc_info=True)
+                time.sleep(1)
+        self.buffer.take()
+        try:
+            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+        except KafkaError:
+            # The batch is stored; a re-read after a failed commit is deduped downstream.
+            logger.warning("offset commit failed after batch %s", batch_id, exc_info=True)
+        logger.debug("handed off batch %s (%d messages, %s)", batch_id, len(messages), reason)
+
+    def log_lag(self) -> None:
+        assignment = list(self.consumer.assignment())
+        if not assignment:
+            return
+        try:
+            ends = self.consumer.end_offsets(assignment)
+        except KafkaError:
+            return
+        lag = {tp.partition: max(ends[tp] - self.consumer.position(tp), 0) for tp in assignment}
+        bridge_lag_record(lag=lag)
+        logger.info("consumer lag per partition: %s (total %d)", dict(sorted(lag.items())), sum(lag.values()))

@@ -1,0 +1,224 @@
+"""Rebuild every ranking and the metadata cache from Postgres, swapped in atomically.
+
+Readers keep the old lists until the swap. Batches committed after the build's
+snapshot are replayed onto the new lists; batches inside it are marked applied
+for the new generation so they never count twice (docs/exactly-once.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events.selectors import event_type_weights
+from leaderboard import store
+from leaderboard.windows import epoch, hour_floor, window_start
+from scoring import signals
+from scoring.catalog_sync import category_cache_sync, video_cache_sync, video_meta
+from scoring.ledger import batch_mark_applied
+from scoring.models import Batch
+from videos.selectors import video_count, video_ids_changed_since, video_rows
+
+logger = logging.getLogger(__name__)
+
+REBUILD_LOCK = 7_246_001  # pg advisory lock id: one rebuild at a time
+PUBLISHED = "published"
+
+Progress = Callable[[str, int, int | None], None]
+
+# Score of every video in every window (hour, day, week, all, trending: the order of
+# leaderboard.windows.WINDOWS), by video id, from the counters and the given weights.
+SCORES_SQL = """
+    SELECT c.video_id,
+           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(hour)s),
+           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(day)s),
+           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(week)s),
+           SUM(w.weight * c.units),
+           SUM(w.weight * c.units * power(2::float8, (extract(epoch FROM c.hour) - %(t0)s) / %(hl)s))
+    FROM scoring_hourlycounter c
+    JOIN unnest(%(type_ids)s::bigint[], %(weights)s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
+    WHERE %(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[])
+    GROUP BY c.video_id
+    ORDER BY c.video_id
+"""
+
+
+def scores_params(*, current_hour: datetime, t0: int, hl: int, video_ids: list[int] | None = None) -> dict[str, Any]:
+    """Parameters of SCORES_SQL; ``video_ids`` limits it to those videos (None: every video)."""
+    weights = event_type_weights()
+    type_ids = sorted(weights)
+    return {
+        "hour": window_start("hour", current_hour),
+        "day": window_start("day", current_hour),
+        "week": window_start("week", current_hour),
+        "t0": t0,
+        "hl": hl,
+        "type_ids": type_ids,
+        "weights": [weights[t][1] for t in type_ids],
+        "ids": video_ids,
+    }
+
+
+def scores_from_counters(*, params: dict[str, Any], chunk: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of (video id, score per window) rows, by video id."""
+    with connection.chunked_cursor() as cur:
+        cur.execute(SCORES_SQL, params)
+        while rows := cur.fetchmany(chunk):
+            yield rows
+
+
+@dataclass
+class RebuildResult:
+    built: bool
+    videos: int = 0
+    ranked: dict[str, int] = field(default_factory=dict)
+    replayed_batches: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+
+def _noop_progress(stage: str, done: int, total: int | None) -> None:
+    return None
+
+
+class _Catalogue:
+    """Status and category of every video, compact (about 17 bytes a video), looked up by id."""
+
+    def __init__(self) -> None:
+        self.ids = array("q")
+        self.categories = array("q")
+        self.published = bytearray()
+
+    def add(self, video_id: int, status: str, category_id: int) -> None:
+        self.ids.append(video_id)  # video_rows streams by id: the array stays sorted
+        self.categories.append(category_id)
+        self.published.append(status == PUBLISHED)
+
+    def get(self, video_id: int) -> tuple[bool, int] | None:
+        i = bisect_left(self.ids, video_id)
+        if i == len(self.ids) or self.ids[i] != video_id:
+            return None
+        return bool(self.published[i]), self.categories[i]
+
+
+def rankings_rebuild(*, progress: Progress | None = None, chunk: int = 20_000) -> RebuildResult:
+    """Rebuild every ranking and the metadata cache from Postgres; swap atomically."""
+    report = progress or _noop_progress
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [REBUILD_LOCK])
+        if not cur.fetchone()[0]:
+            logger.info("rebuild already running elsewhere; skipped")
+            return RebuildResult(built=False)
+    try:
+        result = _rebuild_locked(report, chunk, started)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [REBUILD_LOCK])
+    signals.rankings_rebuilt.send(sender=RebuildResult, result=result)
+    return result
+
+
+def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResult:
+    generation = time.time_ns() // 1_000_000
+    build = store.Build(generation=generation)
+    hl = settings.RANKING_TRENDING_HALF_LIFE_S
+    t0 = epoch(hour_floor(timezone.now()))
+    result = RebuildResult(built=True, generation=generation)
+    category_cache_sync()
+    # One snapshot for everything read below. Inside an outer transaction (tests
+    # wrap each test in one) the level is already fixed and nothing runs concurrently.
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            if own_transaction:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cur.execute("SELECT pg_current_snapshot()::text, now()")
+            snapshot, snapshot_time = cur.fetchone()
+            cur.execute("SELECT current_hour FROM scoring_windowstate WHERE id = 1")
+            row = cur.fetchone()
+            current_hour = row[0] if row else hour_floor(timezone.now())
+        total_videos = video_count()
+        counted_batches = [
+            str(b)
+            for b in Batch.objects.filter(processed_at__isnull=False, applied_at__isnull=True).values_list(
+                "id", flat=True
+            )
+        ]
+
+        report("metadata", 0, total_videos)
+        catalogue = _Catalogue()
+        writer = build.metadata_writer()
+        for row in video_rows(video_ids=None):
+            writer.add(video_meta(row))
+            catalogue.add(row[0], row[1], row[2])
+            if len(catalogue.ids) % chunk == 0:
+                writer.flush()
+                report("metadata", len(catalogue.ids), total_videos)
+        writer.close()
+        result.videos = len(catalogue.ids)
+        report("metadata", result.videos, total_videos)
+
+        report("scores", 0, total_videos)
+        done = 0
+        scores = build.scores_writer()
+        for rows in scores_from_counters(params=scores_params(current_hour=current_hour, t0=t0, hl=hl), chunk=chunk):
+            for vid, *values in rows:
+                known = catalogue.get(vid)
+                if known is None:  # counters outlive nothing: a deleted video's rows cascade away
+                    continue
+                published, cid = known
+                scores.add(video_id=vid, published=published, category_id=cid, values=values)
+            scores.flush()
+            done += len(rows)
+            report("scores", done, total_videos)
+        scores.close()
+
+    build.swap(t0=t0, half_life_s=hl, applied_batches=counted_batches)
+    result.ranked = dict(build.ranked)
+
+    # Batches committed after the snapshot were not in the counters we read.
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id::text, deltas FROM scoring_batch
+            WHERE processed_at IS NOT NULL AND xid >= pg_snapshot_xmin(%s::pg_snapshot)::text::bigint
+              AND NOT pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)
+              AND xid::text::xid8 IS DISTINCT FROM pg_current_xact_id_if_assigned()
+            """,
+            [snapshot, snapshot],
+        )
+        late = cur.fetchall()
+    for batch_id, deltas in late:
+        # Raw cursors return jsonb as text (Django leaves decoding to the field).
+        store.deltas_apply(batch_id=batch_id, deltas=json.loads(deltas) if deltas else [])
+        batch_mark_applied(batch_id=batch_id)
+    result.replayed_batches = len(late)
+
+    # Status or category changes committed during the build: make Redis agree again.
+    video_cache_sync(video_ids=video_ids_changed_since(moment=snapshot_time - timedelta(minutes=1)))
+    result.seconds = time.monotonic() - started
+    report("done", result.videos, result.videos)
+    logger.info(
+        "rankings rebuilt: gen %s, %d videos, ranked %s, %d late batches replayed, %.1fs",
+        generation, result.videos, result.ranked, result.replayed_batches, result.seconds,
+    )  # fmt: skip
+    return result
+
+
+def rankings_ensure_built() -> bool:
+    """Rebuild when Redis has no rankings (first start, or wiped). True if a rebuild ran."""
+    if store.is_built():
+        return False
+    return rankings_rebuild().built

@@ -1,0 +1,195 @@
+"""Reads of the counters and the ledger: score breakdowns, hourly activity, dead-letter counts.
+
+Raw SQL here names only scoring's own tables; event types (names, weights) come from
+events.selectors and published videos from videos.selectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, DateTimeField, F, FloatField, Q, Sum, Value
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from core.metrics import GaugeSource
+from events.selectors import event_type_weights
+from leaderboard.windows import WINDOWS, hour_floor, window_start
+from scoring.models import DeadLetter, HourlyCounter, WindowState
+from videos.selectors import videos_published
+
+logger = logging.getLogger(__name__)
+
+
+def window_current_hour() -> datetime:
+    """The hour the sliding windows are anchored at (the current UTC hour before the first batch)."""
+    hour = WindowState.objects.filter(id=1).values_list("current_hour", flat=True).first()
+    return hour if hour is not None else hour_floor(timezone.now())
+
+
+def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Per window, per event type: events, units, weight and the score they add (from Postgres)."""
+    current_hour = window_current_hour()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.event_type_id,
+                   COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(hour)s), 0),
+                   COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(hour)s), 0),
+                   COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(day)s), 0),
+                   COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(day)s), 0),
+                   COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(week)s), 0),
+                   COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(week)s), 0),
+                   COALESCE(SUM(c.events), 0), COALESCE(SUM(c.units), 0),
+                   COALESCE(SUM(c.events), 0),
+                   COALESCE(SUM(c.units * power(2::float8, (extract(epoch FROM c.hour) - %(now)s) / %(hl)s)), 0)
+            FROM scoring_hourlycounter c
+            WHERE c.video_id = %(video)s
+            GROUP BY c.event_type_id
+            """,
+            {
+                "video": video_id,
+                "hour": window_start("hour", current_hour),
+                "day": window_start("day", current_hour),
+                "week": window_start("week", current_hour),
+                "now": timezone.now().timestamp(),
+                "hl": settings.RANKING_TRENDING_HALF_LIFE_S,
+            },
+        )
+        by_type = {row[0]: row[1:] for row in cur.fetchall()}
+    zero = (0,) * (2 * len(WINDOWS))
+    breakdown: dict[str, list[dict[str, Any]]] = {w: [] for w in WINDOWS}
+    for type_id, (name, weight) in sorted(event_type_weights().items(), key=lambda kv: kv[1][0]):
+        values = by_type.get(type_id, zero)
+        for i, window in enumerate(WINDOWS):
+            events, units = int(values[2 * i]), float(values[2 * i + 1])
+            breakdown[window].append(
+                {
+                    "type": name,
+                    "weight": weight,
+                    "events": events,
+                    "units": round(units, 6),
+                    "score": round(weight * units, 6),
+                }
+            )
+    return breakdown
+
+
+# --- hourly activity ---------------------------------------------------------------------
+# Feeds the sparklines of the live page and the activity chart of a video page. Cost does not
+# grow with the number of ranked videos: the query walks the (video, event_type, hour) unique
+# index of the counters, reading only the buckets inside the range. Results are cached per
+# video and range for CACHE_TTL_S so a page polled by many viewers costs one query per cache
+# period, not one per viewer.
+
+ACTIVITY_MAX_IDS = 100
+ACTIVITY_MAX_HOURS = 168
+ACTIVITY_CACHE_TTL_S = 30
+HOUR = timedelta(hours=1)
+# Stored in the cache for a video that is not published, so a repeated request for it is
+# answered from the cache too (None would be indistinguishable from a miss).
+_NOT_PUBLISHED = "-"
+
+def activity_range(*, hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """First bucket and end (exclusive) of the last ``hours`` buckets, the current hour included."""
+    current = (now or timezone.now()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return current - (hours - 1) * HOUR, current + HOUR
+
+
+def _activity_check(video_ids: Iterable[int], hours: int) -> list[int]:
+    ids = sorted({int(v) for v in video_ids})
+    if len(ids) > ACTIVITY_MAX_IDS:
+        raise ValueError(f"at most {ACTIVITY_MAX_IDS} video ids at once")
+    if not 1 <= hours <= ACTIVITY_MAX_HOURS:
+        raise ValueError(f"hours must be between 1 and {ACTIVITY_MAX_HOURS}")
+    return ids
+
+
+def video_activity_hourly(
+    *, video_ids: Iterable[int], hours: int, now: datetime | None = None
+) -> dict[int, list[float]]:
+    """Per published video, its score (sum of weight x units) in each of the last ``hours``
+    hour buckets, oldest first and the current hour last, zero where nothing happened.
+
+    Unknown, hidden and removed videos are left out. One SQL query whatever the number of ids.
+    Buckets after the current hour (events up to five minutes ahead) are not part of the series.
+    """
+    ids = _activity_check(video_ids, hours)
+    if not ids:
+        return {}
+    start, end = activity_range(hours=hours, now=now)
+    # One query: every published video (for its zero series) and the score of each of its buckets.
+    published = videos_published(video_ids=ids)
+    present = published.annotate(hour=Value(None, DateTimeField()), score=Value(None, FloatField()))
+    buckets = (
+        HourlyCounter.objects.filter(video__in=published.values("id"), hour__gte=start, hour__lt=end)
+        .values("video_id", "hour")
+        .annotate(score=Sum(F("units") * F("event_type__weight")))
+    )
+    rows = present.values_list("id", "hour", "score").union(buckets.values_list("video_id", "hour", "score"), all=True)
+    series: dict[int, list[float]] = {}
+    for video_id, hour, score in rows:
+        values = series.setdefault(int(video_id), [0.0] * hours)
+        if hour is not None:
+            values[int((hour - start) // HOUR)] = round(float(score), 6) + 0.0
+    return series
+
+
+def _activity_cache_key(video_id: int, hours: int, start: datetime) -> str:
+    # The first bucket is part of the key: when the hour turns, every entry is stale at once.
+    return f"activity:v1:{hours}:{int(start.timestamp())}:{video_id}"
+
+
+def video_activity_hourly_cached(
+    *, video_ids: Iterable[int], hours: int, now: datetime | None = None
+) -> dict[int, list[float]]:
+    """``video_activity_hourly`` through the Django cache: at most one query for every id missing
+    from it. The current hour's value may lag by up to ``ACTIVITY_CACHE_TTL_S`` seconds. When the
+    cache is unreachable the answer still comes, straight from Postgres."""
+    ids = _activity_check(video_ids, hours)
+    if not ids:
+        return {}
+    start, _ = activity_range(hours=hours, now=now)
+    keys = {_activity_cache_key(v, hours, start): v for v in ids}
+    try:
+        cached: dict[str, Any] = cache.get_many(list(keys))
+    except RedisError as exc:
+        logger.warning("activity cache unavailable: %s", exc)
+        return video_activity_hourly(video_ids=ids, hours=hours, now=now)
+    found = {keys[k]: v for k, v in cached.items()}
+    missing = [v for v in ids if v not in found]
+    if missing:
+        fresh = video_activity_hourly(video_ids=missing, hours=hours, now=now)
+        to_store = {_activity_cache_key(v, hours, start): fresh.get(v, _NOT_PUBLISHED) for v in missing}
+        try:
+            cache.set_many(to_store, timeout=ACTIVITY_CACHE_TTL_S)
+        except RedisError as exc:
+            logger.warning("activity cache unavailable: %s", exc)
+        found.update({v: fresh.get(v, _NOT_PUBLISHED) for v in missing})
+    return {v: list(found[v]) for v in ids if found[v] != _NOT_PUBLISHED}
+
+
+# --- dead letters ------------------------------------------------------------------------
+
+
+def dead_letter_counts() -> dict[str, int]:
+    """Pending (not replayed) and replayed dead letters."""
+    totals = DeadLetter.objects.aggregate(
+        pending=Count("id", filter=Q(replayed_at__isnull=True)),
+        replayed=Count("id", filter=Q(replayed_at__isnull=False)),
+    )
+    return {state: int(totals[state] or 0) for state in ("pending", "replayed")}
+
+
+dead_letters_gauge = GaugeSource(
+    name="ranking_dead_letters",
+    help="Messages that can never be applied, stored in the dead-letter table (pending: not replayed).",
+    label="state",
+    read=dead_letter_counts,
+)

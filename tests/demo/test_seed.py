@@ -1,0 +1,175 @@
+"""`manage.py seed`: sizes, determinism, the pipeline's rules, and agreement between the paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Sum
+from django.test import override_settings
+from django.utils import timezone
+from kafka import KafkaConsumer, TopicPartition
+
+from core.redis import redis_client
+from demo.seeding import SEED_EMAIL_DOMAIN, SeedPlan, data_seed
+from leaderboard import keys as rk
+from scoring.drift import rankings_drift_check
+from scoring.ledger import batch_process, batch_store
+from scoring.models import HourlyCounter
+from videos.models import Video
+
+pytestmark = pytest.mark.django_db
+
+SMALL = {"videos": 40, "users": 15, "events": 2500, "days": 7}
+
+
+def counters() -> list[tuple[Any, ...]]:
+    return sorted(
+        HourlyCounter.objects.values_list("video_id", "event_type__name", "hour", "events", "units").order_by()
+    )
+
+
+def seed(**kwargs: Any) -> Any:
+    plan = {**SMALL, "reset": True, "seed": 7, **kwargs}
+    return data_seed(plan=SeedPlan(**plan))
+
+
+def test_seed_via_db_creates_the_requested_counts(event_types: None) -> None:
+    out = io.StringIO()
+    call_command(
+        "seed", "--videos=40", "--users=15", "--events=2500", "--seed=3", "--reset", "--no-progress", stdout=out
+    )
+
+    assert Video.objects.count() == 40
+    assert User.objects.filter(email__endswith=f"@{SEED_EMAIL_DOMAIN}").count() == 15
+    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 2500
+    assert "40 videos, 2500 events" in out.getvalue()
+    # Every video of the history is in the metadata cache, and the rankings agree with Postgres.
+    assert redis_client().exists(rk.READY)
+    call_command("reindex", "--check", stdout=io.StringIO())
+
+
+def test_same_seed_gives_the_same_counters_and_another_seed_does_not(event_types: None) -> None:
+    now = timezone.now()
+    seed(now=now)
+    first = counters()
+    seed(now=now)
+    assert counters() == first
+    seed(now=now, seed=8)
+    assert counters() != first
+
+
+def test_history_obeys_the_pipeline_rules(event_types: None) -> None:
+    now = timezone.now()
+    seed(now=now, events=4000)
+    rows = list(HourlyCounter.objects.select_related("video"))
+    oldest = now - timedelta(days=7)
+    assert all(oldest - timedelta(hours=1) < c.hour <= now for c in rows)
+    # A video only gets events from the hour after it was published.
+    assert all(c.hour >= c.video.published_at - timedelta(hours=1) for c in rows if c.video.published_at)
+    # Evenings (UTC) are busier than nights.
+    by_hour = {h: 0 for h in range(24)}
+    for c in rows:
+        by_hour[c.hour.hour] += c.events
+    assert sum(by_hour[h] for h in (18, 19, 20, 21)) > 2 * sum(by_hour[h] for h in (2, 3, 4, 5))
+    # Zipf-like: the most popular tenth of the videos draws most of the traffic.
+    per_video = sorted(
+        HourlyCounter.objects.values("video_id").annotate(n=Sum("events")).values_list("n", flat=True), reverse=True
+    )
+    assert sum(per_video[:4]) > 0.4 * sum(per_video)
+    assert rankings_drift_check().drifted is False
+
+
+def test_without_reset_seed_adds(event_types: None) -> None:
+    seed(videos=10, users=5, events=300)
+    seed(videos=6, users=2, events=200, reset=False, seed=9)
+    assert Video.objects.count() == 16
+    assert User.objects.filter(email__endswith=f"@{SEED_EMAIL_DOMAIN}").count() == 7
+    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 500
+    # Adding events only: they go to the existing catalogue.
+    seed(videos=0, users=0, events=100, reset=False, seed=10)
+    assert Video.objects.count() == 16
+    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 600
+
+
+def test_bad_flags_are_refused(event_types: None) -> None:
+    with pytest.raises(CommandError, match="7 days"):
+        call_command("seed", "--via=kafka", "--days=8", "--no-progress")
+    with pytest.raises(CommandError, match="at most 1000"):
+        call_command("seed", "--via=api", "--batch=2000", "--no-progress")
+
+
+def _consume_all(topic: str, expected: int) -> list[bytes]:
+    """Every message of the topic, read without a consumer group (no join to wait for)."""
+    from django.conf import settings
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        values: list[bytes] = []
+        deadline = timezone.now() + timedelta(seconds=60)
+        while len(values) < expected and timezone.now() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                values.extend(r.value for r in records)
+                assert all(r.key == str(json.loads(r.value)["video_id"]).encode() for r in records)
+        return values
+    finally:
+        consumer.close()
+
+
+def test_kafka_path_counts_the_same_history_as_the_db_path(event_types: None) -> None:
+    """The stream keeps the pipeline's rules, so the workers count every event the db path writes."""
+    now = timezone.now()
+    topic = f"seed-test-{uuid.uuid4().hex[:8]}"
+    with override_settings(KAFKA_TOPIC=topic):
+        result = seed(now=now, via="kafka", events=1500, batch=400)
+    assert result.events == 1500
+    values = _consume_all(topic, 1500)
+    assert len(values) == 1500
+    for start in range(0, len(values), 500):
+        messages: list[list[Any]] = [[0, start + i, v.decode()] for i, v in enumerate(values[start : start + 500])]
+        outcome = batch_process(batch_id=str(batch_store(topic=topic, messages=messages).id))
+        assert outcome.counted == len(messages) and outcome.dead_letters == 0
+    via_kafka = counters()
+    assert rankings_drift_check().drifted is False  # the live path kept Redis equal to Postgres
+
+    seed(now=now, via="db", events=1500)
+    via_db = counters()
+    assert [r[:4] for r in via_kafka] == [r[:4] for r in via_db]
+    assert all(a[4] == pytest.approx(b[4], rel=1e-9) for a, b in zip(via_kafka, via_db, strict=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_path_counts_the_same_history_as_the_db_path(event_types: None, live_server: Any) -> None:
+    """Through the HTTP API (key made and revoked by the seed), Kafka and the workers."""
+    from events.models import ApiKey
+
+    now = timezone.now()
+    topic = f"seed-api-test-{uuid.uuid4().hex[:8]}"
+    with override_settings(KAFKA_TOPIC=topic):
+        result = seed(now=now, via="api", events=1200, batch=500, url=f"{live_server.url}/api/v1/events/")
+    assert result.events == 1200
+    assert ApiKey.objects.get(name="seed").revoked is True
+    # Hidden and removed videos got their status once their history was in.
+    assert Video.objects.exclude(status="published").exists()
+    values = _consume_all(topic, 1200)
+    assert len(values) == 1200
+    for start in range(0, len(values), 500):
+        messages: list[list[Any]] = [[0, start + i, v.decode()] for i, v in enumerate(values[start : start + 500])]
+        outcome = batch_process(batch_id=str(batch_store(topic=topic, messages=messages).id))
+        assert outcome.counted == len(messages)
+    via_api = counters()
+    assert rankings_drift_check().drifted is False
+
+    seed(now=now, via="db", events=1200)
+    via_db = counters()
+    assert [r[:4] for r in via_api] == [r[:4] for r in via_db]
