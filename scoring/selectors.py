@@ -96,6 +96,7 @@ HOUR = timedelta(hours=1)
 # answered from the cache too (None would be indistinguishable from a miss).
 _NOT_PUBLISHED = "-"
 
+
 def activity_range(*, hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
     """First bucket and end (exclusive) of the last ``hours`` buckets, the current hour included."""
     current = (now or timezone.now()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
