@@ -2,7 +2,7 @@
 # One image for every app process (web, bridge, worker, beat, migrate); the
 # compose file picks the command. Build: docker build -t realtime-video-ranking .
 
-# --- builder: resolve and install the pinned runtime requirements -------------
+# --- builder: install the locked runtime requirements, every hash checked -----
 FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -13,8 +13,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --upgrade pip \
- && pip install -r /tmp/requirements.txt
+RUN pip install --require-hashes -r /tmp/requirements.txt
 
 # --- runtime: slim interpreter, the venv, the code, collected static files ----
 FROM python:3.11-slim AS runtime

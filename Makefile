@@ -5,16 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTACK := $(BIN)/python scripts/devstack.py
 
-.PHONY: install run test lint fmt stack-up stack-down bench bench-quick clean
+.PHONY: install lock run test lint fmt stack-up stack-down bench bench-quick clean
 
+# requirements-dev.txt locks everything (runtime + dev), each package with its
+# hashes; pip itself is pinned in it too, so there is no separate pip upgrade.
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## make lock: re-resolve requirements*.txt from requirements*.in (runtime first: it
+## constrains the dev lock). Resolved against PyPI alone: the machine's pip config
+## files and find-links/extra index locations are ignored, so no local path or
+## locally built file can end up in a lock. Needs pip-tools (in the dev lock);
+## PIPCOMPILE=... runs another copy. Pass LOCK_ARGS=--upgrade to move the pins.
+PIPCOMPILE ?= $(BIN)/pip-compile
+LOCK_ENV := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock"
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
+
+lock: $(STAMP)
+	$(LOCK_ENV) $(PIPCOMPILE) $(LOCK_FLAGS) --output-file requirements.txt requirements.in
+	$(LOCK_ENV) $(PIPCOMPILE) $(LOCK_FLAGS) --output-file requirements-dev.txt requirements-dev.in
 
 ## make run: the whole stack with demo data; Ctrl-C stops everything it started.
 run: $(STAMP)

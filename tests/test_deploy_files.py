@@ -1,4 +1,5 @@
-"""The production shape (docker-compose.yml, Dockerfile) matches what the settings read.
+"""The production shape (docker-compose.yml, Dockerfile) matches what the settings read,
+and the lock files it and .venv/ install from pin every package with hashes.
 
 These tests only read files: no Docker, no servers, no database.
 """
@@ -284,3 +285,89 @@ def test_image_contains_every_local_app_and_module_the_settings_load() -> None:
     copied = set(re.findall(r"^COPY\s+(\S+)\s+\./", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE))
     missing = sorted((local_apps | layered | {"ranking_site", "manage.py"}) - copied)
     assert not missing, f"Dockerfile does not COPY {missing}"
+
+
+def _builder_stage(dockerfile: str) -> list[str]:
+    lines = [line.strip() for line in dockerfile.replace("\\\n", " ").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    starts = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
+    assert len(starts) >= 2, "the Dockerfile is multi-stage (builder + runtime)"
+    return lines[starts[0] : starts[-1]]
+
+
+def test_dockerfile_installs_the_runtime_lock_with_hashes() -> None:
+    stage = _builder_stage((ROOT / "Dockerfile").read_text())
+    text = "\n".join(stage)
+    assert re.search(r"^COPY requirements\.txt /tmp/requirements\.txt$", text, re.MULTILINE)
+    installs = [cmd.strip() for line in stage for cmd in line.split("&&") if re.search(r"\bpip install\b", cmd)]
+    assert any("-r /tmp/requirements.txt" in cmd for cmd in installs), f"no install of the lock: {installs}"
+    # Every pip install in the builder is hash-checked: nothing unpinned slips in.
+    unchecked = [cmd for cmd in installs if "--require-hashes" not in cmd]
+    assert not unchecked, f"pip install without --require-hashes: {unchecked}"
+
+
+def _lock_entries(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """A pip-compile lock file: normalized name -> (version, hashes); fails on anything unpinned or unhashed."""
+    text = path.read_text()
+    logical = [
+        line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    entries: dict[str, tuple[str, frozenset[str]]] = {}
+    for line in logical:
+        parts = line.split()
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", parts[0])
+        assert match, f"{path.name}: not an exact pin: {line!r}"
+        hashes = frozenset(part.removeprefix("--hash=") for part in parts[1:] if part.startswith("--hash=sha256:"))
+        assert hashes, f"{path.name}: {parts[0]} carries no sha256 hash"
+        assert len(hashes) == len(parts) - 1, f"{path.name}: unexpected options on {parts[0]}: {line!r}"
+        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        assert name not in entries, f"{path.name}: {name} is pinned twice"
+        entries[name] = (match.group(2), hashes)
+    return entries
+
+
+def _top_level_pins(path: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line.split("#")[0].strip())
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+@pytest.mark.parametrize("lock", ["requirements.txt", "requirements-dev.txt"])
+def test_lock_pins_every_package_with_hashes_and_no_local_paths(lock: str) -> None:
+    path = ROOT / lock
+    entries = _lock_entries(path)
+    assert {"django", "celery", "kombu", "billiard", "amqp", "vine", "asgiref", "sqlparse"} <= set(entries)
+    text = path.read_text()
+    assert "\n#    make lock\n" in text, f"{lock}: the header should name `make lock` as the regeneration command"
+    # Locks resolve against PyPI only: no machine's paths, URLs or extra indexes in them
+    # (option lines are already refused by _lock_entries; this covers the comments too).
+    local = re.findall(
+        r"file://\S*|https?://\S*|(?<![\w.])/[A-Za-z][\w.-]*/\S*|--(?:extra-)?index-url|--find-links", text
+    )
+    assert not local, f"{lock} mentions {local}"
+
+
+@pytest.mark.parametrize(
+    ("source", "lock"), [("requirements.in", "requirements.txt"), ("requirements-dev.in", "requirements-dev.txt")]
+)
+def test_lock_matches_its_top_level_pins(source: str, lock: str) -> None:
+    """An edit to a .in file without `make lock` shows here."""
+    locked = {name: version for name, (version, _) in _lock_entries(ROOT / lock).items()}
+    pins = _top_level_pins(ROOT / source)
+    assert pins
+    stale = {name: (version, locked.get(name)) for name, version in pins.items() if locked.get(name) != version}
+    assert not stale, f"{lock} is stale against {source} (run make lock): {stale}"
+
+
+def test_dev_lock_holds_the_runtime_lock_unchanged() -> None:
+    """One `pip install --require-hashes -r requirements-dev.txt` installs what production runs."""
+    runtime = _lock_entries(ROOT / "requirements.txt")
+    dev = _lock_entries(ROOT / "requirements-dev.txt")
+    differing = sorted(name for name, entry in runtime.items() if dev.get(name) != entry)
+    assert not differing, f"requirements-dev.txt pins these differently from requirements.txt: {differing}"
+    assert set(_top_level_pins(ROOT / "requirements.in")) <= set(dev)
+    assert "-r requirements.in" in (ROOT / "requirements-dev.in").read_text().splitlines()
+    assert "-c requirements.txt" in (ROOT / "requirements-dev.in").read_text().splitlines()
