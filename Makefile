@@ -36,11 +36,16 @@ lock: $(STAMP)
 run: $(STAMP)
 	$(DEVSTACK) --dir .devdata/run run -- $(BIN)/python scripts/run_stack.py
 
+## make run-cluster: the same stack with the rankings on a 3-master Valkey cluster (REDIS_CLUSTER=true).
+run-cluster: $(STAMP)
+	DEVDATA_DIR=.devdata/cluster $(DEVSTACK) --dir .devdata/cluster --cluster run -- $(BIN)/python scripts/run_stack.py
+
 ## make test: lint, then the whole suite against real servers (own ports and data);
 ## the browser tests need Debian's chromium + chromium-driver, installed here when missing.
 test: $(STAMP) lint
 	sh scripts/install_browser.sh
 	$(BIN)/python -m pytest
+	REDIS_CLUSTER=true $(BIN)/python -m pytest -m cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

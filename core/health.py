@@ -95,10 +95,19 @@ def _check_postgres() -> None:
         cur.execute("SELECT 1")
 
 
-def _check_redis() -> None:
-    from core.redis import redis_client
+def _check_redis() -> dict[str, Any]:
+    """The projection's store answers: every master of a cluster, or the one node."""
+    from core.redis import cluster_masters, is_cluster, redis_client
 
-    redis_client().ping()
+    client = redis_client()
+    if is_cluster():
+        client.ping(target_nodes=client.PRIMARIES)
+        info = client.cluster_info()
+        if info.get("cluster_state") != "ok":
+            raise ConnectionError(f"cluster_state is {info.get('cluster_state')}")
+        return {"mode": "cluster", "masters": cluster_masters()}
+    client.ping()
+    return {"mode": "single", "masters": 1}
 
 
 def _broker_reachable(servers: Iterable[str], timeout_s: float) -> None:
@@ -136,21 +145,25 @@ def _check_kafka() -> None:
         admin.close()
 
 
-CHECKS: dict[str, Callable[[], None]] = {"postgres": _check_postgres, "redis": _check_redis, "kafka": _check_kafka}
+CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
+    "postgres": _check_postgres,
+    "redis": _check_redis,
+    "kafka": _check_kafka,
+}
 # Postgres runs on the request's own thread: Django connections belong to a thread, and a
 # connection opened in a pool thread would outlive the probe.
 _IN_REQUEST_THREAD = {"postgres"}
 
 
-def _timed(name: str, check: Callable[[], None]) -> dict[str, Any]:
+def _timed(name: str, check: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        check()
+        details = check() or {}
     except Exception as exc:  # any failure means not ready; the log has the detail
         logger.warning("readiness check %s failed", name, exc_info=True)
         # Only the exception's class goes out: the message may name internal hosts and ports.
         return {"status": "error", "error": exc.__class__.__name__}
-    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2), **details}
 
 
 def readiness() -> dict[str, dict[str, Any]]:
@@ -174,6 +187,10 @@ class CheckOutputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "error"])
     latency_ms = serializers.FloatField(required=False, help_text="Time the check took; present when ok.")
     error = serializers.CharField(required=False, help_text="Exception class of the failure; the log has the detail.")
+    mode = serializers.ChoiceField(
+        choices=["single", "cluster"], required=False, help_text="Redis only: one node or a Redis Cluster."
+    )
+    masters = serializers.IntegerField(required=False, help_text="Redis only: masters serving the rankings.")
 
 
 class ChecksOutputSerializer(serializers.Serializer):
@@ -189,7 +206,7 @@ class ReadinessOutputSerializer(serializers.Serializer):
 
 _CHECKS_OK: dict[str, dict[str, Any]] = {
     "postgres": {"status": "ok", "latency_ms": 0.4},
-    "redis": {"status": "ok", "latency_ms": 0.2},
+    "redis": {"status": "ok", "latency_ms": 0.4, "mode": "cluster", "masters": 3},
     "kafka": {"status": "ok", "latency_ms": 6.1},
 }
 _READY = {"status": "ok", "checks": _CHECKS_OK}

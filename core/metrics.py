@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from core.redis import redis_client
+from core.redis import plain_redis_client as redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.redis import redis_client
 from events.models import ApiKey, EventType
 from events.wire import WireEvent, event_units
-from leaderboard import keys as rk
+from leaderboard import store
 from leaderboard.windows import epoch, hour_floor
 from scoring.ledger import window_rollover
 from scoring.rebuild import RebuildResult, rankings_rebuild
@@ -279,16 +278,7 @@ def seed_reset() -> None:
             "DELETE FROM auth_user WHERE email LIKE %s AND NOT is_staff AND NOT is_superuser",
             [f"%@{SEED_EMAIL_DOMAIN}"],
         )
-    client = redis_client()
-    for pattern in (rk.video_key("*"), rk.shadow_key("*"), rk.snapshot_key("*", None)):
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
+    store.projection_clear()
 
 
 def categories_seed() -> list[int]:

@@ -1,58 +1,77 @@
-"""Every Redis key the rankings use, in one place.
+"""Every Redis key of the projection, in one place.
 
-Layout (prefix ``rk:``):
+The rankings are split by **scope**: the global scope ``g`` and one scope per
+category ``c<id>``. Every key of a scope carries the scope as its hash tag
+(``rk:{g}:...``, ``rk:{c7}:...``), so on Redis Cluster all keys of one scope live
+in one slot and every script call touches exactly one slot; scopes spread over
+the shards. Per scope:
 
-- ``rk:z:{window}:g`` / ``rk:z:{window}:c:{category_id}``: ranking sorted sets.
-  Scores are stored *negated* and members are zero-padded video ids, so that
-  ZRANGE (ascending) lists the best score first and, among equal scores, the
-  lower video id first. That tie order is part of the API contract.
-- ``rk:v:{video_id}``: metadata hash (title, category, status, ...).
-- ``rk:cat:{category_id}``: category hash (slug, name); ``rk:cats``: slug -> id.
-- ``rk:shadow:{video_id}``: scores of a hidden/removed video, kept aside so
-  republishing restores them; ``rk:shadows``: set of such video ids.
-- ``rk:trend``: forward-decay state (t0, half-life) of the trending window.
-- ``rk:ready``: generation of the built rankings; absent means "not built"
-  (Redis was wiped), which makes writers stop and a rebuild start.
-- ``rk:applied:{gen}:{batch_id}``: marker that a batch's deltas reached Redis.
-- ``rk:snap:{window}:{scope}``: video id -> rank at the last snapshot.
+- ``rk:{s}:z:{window}``: ranking sorted sets. Scores are stored *negated* and
+  members are zero-padded video ids, so that ZRANGE (ascending) lists the best
+  score first and, among equal scores, the lower video id first. That tie order
+  is part of the API contract.
+- ``rk:{s}:meta``: video id -> the video's public fields (JSON), for the videos
+  ranked in this scope (every video in ``g``), so a page read gets its metadata
+  from the same slot.
+- ``rk:{s}:trend``: forward-decay state (t0, half-life) of the scope's trending list.
+- ``rk:{s}:ready``: generation of the scope's built rankings; absent means "not
+  built" (the shard was wiped or restarted empty), which stops writers to this
+  scope and makes a rebuild of this scope start.
+- ``rk:{s}:applied:{gen}:{batch}``: marker that a batch's deltas reached this
+  scope in this generation (exactly-once per slot: it lives beside what it guards).
+- ``rk:{s}:snap:{window}``: video id -> rank at the last snapshot.
+- ``rk:{s}:tmp:{gen}:...``: keys of a rebuild in progress, renamed in at the swap.
+
+Outside the scopes: ``rk:{g}:status`` (video id -> status, for the ingest check),
+``rk:cats`` (slug -> category id) and ``rk:cat:{id}`` (category hash).
 """
 
 from __future__ import annotations
 
 PREFIX = "rk:"
-READY = PREFIX + "ready"
-TREND = PREFIX + "trend"
+GLOBAL = "g"
 CATS = PREFIX + "cats"
-SHADOWS = PREFIX + "shadows"
 MEMBER_WIDTH = 10
 
 
 def scope_for(category_id: int | None) -> str:
-    return "g" if category_id is None else f"c:{category_id}"
+    return GLOBAL if category_id is None else f"c{category_id}"
+
+
+def category_of_scope(scope: str) -> int | None:
+    return None if scope == GLOBAL else int(scope[1:])
+
+
+def scope_prefix(scope: str) -> str:
+    """``rk:{scope}:``: the hash tag puts every key of the scope in one cluster slot."""
+    return f"{PREFIX}{{{scope}}}:"
 
 
 def ranking_key(window: str, category_id: int | None = None) -> str:
-    return f"{PREFIX}z:{window}:{scope_for(category_id)}"
+    return f"{scope_prefix(scope_for(category_id))}z:{window}"
 
 
-def video_key(video_id: int | str) -> str:
-    return f"{PREFIX}v:{video_id}"
+def meta_key(scope: str) -> str:
+    return scope_prefix(scope) + "meta"
+
+
+def trend_key(scope: str) -> str:
+    return scope_prefix(scope) + "trend"
+
+
+def ready_key(scope: str) -> str:
+    return scope_prefix(scope) + "ready"
+
+
+def snapshot_key(window: str, category_id: int | None = None) -> str:
+    return f"{scope_prefix(scope_for(category_id))}snap:{window}"
+
+
+STATUS = scope_prefix(GLOBAL) + "status"
 
 
 def category_key(category_id: int | str) -> str:
     return f"{PREFIX}cat:{category_id}"
-
-
-def shadow_key(video_id: int | str) -> str:
-    return f"{PREFIX}shadow:{video_id}"
-
-
-def snapshot_key(window: str, category_id: int | None = None) -> str:
-    return f"{PREFIX}snap:{window}:{scope_for(category_id)}"
-
-
-def applied_key(generation: int | str, batch_id: str) -> str:
-    return f"{PREFIX}applied:{generation}:{batch_id}"
 
 
 def member(video_id: int) -> str:

@@ -1,9 +1,11 @@
-"""Read primitives of the projection. Every list read is O(log N + page) in Redis: a top-N
-page is one Lua call (leaderboard.lua.TOP); the other lists take one pipelined round trip
-for the page and one for its metadata and previous ranks. Nothing here reads Postgres."""
+"""Read primitives of the projection. Every list read is O(log N + page) in Redis on one
+scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP); the other
+lists take one round trip for the page and one for its metadata and previous ranks.
+Nothing here reads Postgres."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,10 +15,8 @@ from django.utils import timezone
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import STATUSES, TOP, script
+from leaderboard.lua import TOP, script
 from leaderboard.windows import WINDOWS
-
-VIDEO_FIELDS = ("id", "title", "category", "owner", "thumbnail_url", "duration_seconds", "published_at", "status")
 
 
 def competition_ranks(
@@ -48,16 +48,19 @@ def category_id_cached(*, slug: str) -> int | None:
 
 
 def video_statuses(*, video_ids: Sequence[int]) -> list[str | None]:
-    """Each video's cached status, None when the cache does not hold the video."""
-    return [s.decode() if s is not None else None for s in script(STATUSES)(args=list(video_ids))]
+    """Each video's cached status (one HMGET), None when the cache does not hold the video."""
+    if not video_ids:
+        return []
+    return [s.decode() if s is not None else None for s in redis_client().hmget(rk.STATUS, list(video_ids))]
 
 
 def video_meta_cached(*, video_id: int) -> tuple[str, int | None, dict[str, Any]] | None:
     """(status, category id, public video fields) from the metadata cache; None when not cached."""
-    *meta, cid = redis_client().hmget(rk.video_key(video_id), [*VIDEO_FIELDS, "category_id"])
-    if meta[-1] is None:
+    packed = redis_client().hget(rk.meta_key(rk.GLOBAL), str(video_id))
+    if packed is None:
         return None
-    return meta[-1].decode(), None if cid is None else int(cid), _video(meta, video_id)
+    data = json.loads(packed)
+    return str(data["status"]), int(data["category_id"]), _video(packed, video_id)
 
 
 def _decay_factor(trend: Sequence[bytes | None], now: datetime) -> float:
@@ -73,16 +76,17 @@ def _score(window: str, stored: float, factor: float) -> float:
     return round(value, 6) + 0.0  # +0.0 turns -0.0 into 0.0
 
 
-def _video(fields: Sequence[bytes | None], video_id: int) -> dict[str, Any]:
-    data = {name: (v.decode() if v is not None else None) for name, v in zip(VIDEO_FIELDS, fields, strict=True)}
+def _video(packed: bytes | None, video_id: int) -> dict[str, Any]:
+    """The public fields of a video from its packed metadata (leaderboard.store.VideoMeta)."""
+    data = json.loads(packed) if packed is not None else {}
     return {
         "id": video_id,
-        "title": data["title"] or "",
-        "category": data["category"] or "",
-        "owner": data["owner"] or "",
-        "thumbnail_url": data["thumbnail_url"] or "",
-        "duration_seconds": int(data["duration_seconds"] or 0),
-        "published_at": data["published_at"] or None,
+        "title": data.get("title") or "",
+        "category": data.get("category") or "",
+        "owner": data.get("owner") or "",
+        "thumbnail_url": data.get("thumbnail_url") or "",
+        "duration_seconds": int(data.get("duration_seconds") or 0),
+        "published_at": data.get("published_at") or None,
     }
 
 
@@ -107,24 +111,23 @@ class RankingPage:
 
 def _entries(
     client: Any,
-    key: str,
     window: str,
+    category_id: int | None,
     rows: list[tuple[bytes, float]],
     first_position: int,
-    snap_key: str,
     factor: float,
 ) -> list[RankingEntry]:
+    """Rank, metadata and previous rank of a page of rows, in one round trip to the scope's slot."""
     if not rows:
         return []
     pipe = client.pipeline(transaction=False)
-    pipe.zcount(key, "-inf", f"({rows[0][1]!r}")
-    ids = [rk.video_id_of(m) for m, _ in rows]
-    for vid in ids:
-        pipe.hmget(rk.video_key(vid), VIDEO_FIELDS)
-    pipe.hmget(snap_key, [str(v) for v in ids])
-    out = pipe.execute()
-    scored = [(vid, s) for vid, (_, s) in zip(ids, rows, strict=True)]
-    return _ranked_entries(window, scored, first_position, int(out[0]) + 1, out[1:-1], out[-1], factor)
+    pipe.zcount(rk.ranking_key(window, category_id), "-inf", f"({rows[0][1]!r}")
+    ids = [str(rk.video_id_of(m)) for m, _ in rows]
+    pipe.hmget(rk.meta_key(rk.scope_for(category_id)), ids)
+    pipe.hmget(rk.snapshot_key(window, category_id), ids)
+    better, metas, previous = pipe.execute()
+    scored = [(int(vid), s) for vid, (_, s) in zip(ids, rows, strict=True)]
+    return _ranked_entries(window, scored, first_position, int(better) + 1, metas, previous, factor)
 
 
 def _ranked_entries(
@@ -132,7 +135,7 @@ def _ranked_entries(
     scored: list[tuple[int, float]],
     first_position: int,
     first_rank: int,
-    metas: Sequence[Sequence[bytes | None]],
+    metas: Sequence[bytes | None],
     previous: Sequence[bytes | None],
     factor: float,
 ) -> list[RankingEntry]:
@@ -153,10 +156,10 @@ def ranking_top(
 ) -> RankingPage:
     key = rk.ranking_key(window, category_id)
     # One round trip (leaderboard.lua.TOP) for the count, the page, its ties, metadata and previous ranks.
+    scope = rk.scope_for(category_id)
     out = script(TOP)(
-        keys=[key, rk.TREND, rk.snapshot_key(window, category_id)],
-        args=[offset, offset + limit - 1, *VIDEO_FIELDS],
-        client=redis_client(),
+        keys=[key, rk.trend_key(scope), rk.snapshot_key(window, category_id), rk.meta_key(scope)],
+        args=[offset, offset + limit - 1],
     )
     total, flat, trend = out[0], out[1], out[2]
     now = timezone.now()
@@ -201,17 +204,22 @@ def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     pipe = client.pipeline(transaction=False)
     for _, _, key in keys:
         pipe.zscore(key, member)
-    pipe.hmget(rk.TREND, "t0", "hl")
-    *scores, trend = pipe.execute()
+    # Trending decays the same in every scope; one scope's reference time reads the stored scores of
+    # both only if they agree, so each scope's own is read.
+    pipe.hmget(rk.trend_key(rk.GLOBAL), "t0", "hl")
+    pipe.hmget(rk.trend_key(rk.scope_for(category_id)), "t0", "hl")
+    *scores, trend_g, trend_c = pipe.execute()
     pipe = client.pipeline(transaction=False)
     for (_, _, key), stored in zip(keys, scores, strict=True):
         pipe.zcard(key)
         if stored is not None:
             pipe.zcount(key, "-inf", f"({stored!r}")
     out = iter(pipe.execute())
-    factor = _decay_factor(trend, timezone.now())
+    now = timezone.now()
+    factors = {"global": _decay_factor(trend_g, now), "category": _decay_factor(trend_c, now)}
     standings = []
     for (window, scope, _), stored in zip(keys, scores, strict=True):
+        factor = factors[scope]
         total = int(next(out))
         if stored is None:
             standings.append(Standing(window, scope, None, None, None, total))
@@ -230,14 +238,14 @@ def ranking_around(*, video_id: int, window: str, radius: int, category_id: int 
     client = redis_client()
     pipe = client.pipeline(transaction=False)
     pipe.zrank(key, rk.member(video_id))
-    pipe.hmget(rk.TREND, "t0", "hl")
+    pipe.hmget(rk.trend_key(rk.scope_for(category_id)), "t0", "hl")
     position, trend = pipe.execute()
     if position is None:
         return []
     start = max(0, int(position) - radius)
     rows = client.zrange(key, start, int(position) + radius, withscores=True)
     factor = _decay_factor(trend, timezone.now())
-    return _entries(client, key, window, rows, start, rk.snapshot_key(window, category_id), factor)
+    return _entries(client, window, category_id, rows, start, factor)
 
 
 def ranking_top_since_snapshot(
@@ -248,12 +256,11 @@ def ranking_top_since_snapshot(
     client = redis_client()
     pipe = client.pipeline(transaction=False)
     pipe.zrange(key, 0, depth - 1, withscores=True)
-    pipe.hgetall(rk.snapshot_key(window, category_id))
-    pipe.hmget(rk.TREND, "t0", "hl")
-    rows, snap, trend = pipe.execute()
-    taken = snap.pop(b"_taken_at", None)
+    pipe.hget(rk.snapshot_key(window, category_id), "_taken_at")
+    pipe.hmget(rk.trend_key(rk.scope_for(category_id)), "t0", "hl")
+    rows, taken, trend = pipe.execute()
     if taken is None:
         return [], None
     factor = _decay_factor(trend, timezone.now())
-    entries = _entries(client, key, window, rows, 0, rk.snapshot_key(window, category_id), factor)
+    entries = _entries(client, window, category_id, rows, 0, factor)
     return entries, datetime.fromisoformat(taken.decode()).astimezone(UTC)

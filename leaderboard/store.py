@@ -1,7 +1,8 @@
 """Store operations of the projection: every write to the ranking keys goes through here.
 
-Callers hand in plain data read from Postgres (rows, deltas); nothing here
-knows a model or a table. The invariants kept are in docs/exactly-once.md.
+Callers hand in plain data read from Postgres (rows, deltas per scope); nothing here
+knows a model or a table. Every call touches one scope, hence one cluster slot. The
+invariants kept are in docs/exactly-once.md.
 """
 
 from __future__ import annotations
@@ -10,32 +11,37 @@ import json
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import APPLY, REBASE, REBUILD_META, REBUILD_SCORES, SWAP, SYNC_VIDEO, script
+from leaderboard.lua import APPLY, REBASE, SWAP, script
 from leaderboard.windows import EPS, WINDOWS
 
 APPLY_CHUNK = 5000
-# Videos per rebuild script call: big enough that Python's per-command cost vanishes,
-# small enough that one call holds Valkey for only a few milliseconds.
-SCRIPT_CHUNK = 1000
-# Applied markers outlive any redelivery of the batch they guard (the ledger keeps batches 2 days).
-APPLIED_TTL_S = 172_800
+# Members per ZADD / fields per HSET of a rebuild: big enough that Python's per-command
+# cost vanishes, small enough that one command holds Valkey for only a few milliseconds.
+WRITE_CHUNK = 1000
+# Pipelines of a rebuild are sent after this many commands.
+PIPELINE_COMMANDS = 200
 
 Delta = Sequence[float | int]  # (video_id, hour_epoch, window mask, score)
+ScopedDeltas = Mapping[str, Sequence[Delta]]  # scope -> deltas for that scope
 
 
 class RankingsNotBuilt(Exception):
-    """Redis has no built rankings (first start or wiped): a rebuild must run first."""
+    """Some scopes have no built rankings (first start, or their shard was wiped): rebuild them."""
+
+    def __init__(self, scopes: Sequence[str]) -> None:
+        super().__init__(", ".join(scopes))
+        self.scopes = list(scopes)
 
 
 @dataclass(frozen=True, slots=True)
 class VideoMeta:
-    """What the metadata hash holds for one video (strings as stored)."""
+    """What the metadata hashes hold for one video."""
 
     id: int
     status: str
@@ -48,46 +54,100 @@ class VideoMeta:
     duration_seconds: int
     published_at: str  # ISO-8601 or ""
 
-    def fields(self) -> list[str]:
-        return [
-            "id", str(self.id), "status", self.status, "category_id", str(self.category_id),
-            "category", self.category, "category_name", self.category_name, "title", self.title,
-            "owner", self.owner, "thumbnail_url", self.thumbnail_url,
-            "duration_seconds", str(self.duration_seconds), "published_at", self.published_at,
-        ]  # fmt: skip
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
+
+    def packed(self) -> str:
+        return json.dumps(
+            {
+                "title": self.title, "category": self.category, "category_id": self.category_id,
+                "category_name": self.category_name, "owner": self.owner, "thumbnail_url": self.thumbnail_url,
+                "duration_seconds": self.duration_seconds, "published_at": self.published_at, "status": self.status,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )  # fmt: skip
 
 
-def is_built() -> bool:
-    return bool(redis_client().exists(rk.READY))
+def _scope_keys(scope: str) -> list[str]:
+    cid = rk.category_of_scope(scope)
+    return [rk.ranking_key(w, cid) for w in WINDOWS]
+
+
+def scopes_not_built(*, scopes: Iterable[str]) -> list[str]:
+    wanted = list(scopes)
+    pipe = redis_client().pipeline(transaction=False)
+    for scope in wanted:
+        pipe.exists(rk.ready_key(scope))
+    return [scope for scope, built in zip(wanted, pipe.execute(), strict=True) if not built]
+
+
+def scope_init(*, scope: str, generation: int, t0: int, half_life_s: int) -> bool:
+    """Mark a new, empty scope (a category just created) as built; False if it already was."""
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.hsetnx(rk.trend_key(scope), "t0", t0)
+    pipe.hsetnx(rk.trend_key(scope), "hl", half_life_s)
+    pipe.set(rk.ready_key(scope), generation, nx=True)
+    return bool(pipe.execute()[-1])
+
+
+def _marker(scope: str, name: str) -> str:
+    return rk.scope_prefix(scope) + f"applied:{name}"
 
 
 # --- live writes -----------------------------------------------------------------
 
 
-def deltas_apply(*, batch_id: str, deltas: Sequence[Delta]) -> int:
-    """Apply a batch's deltas once per rankings generation (idempotent); raises RankingsNotBuilt."""
+def deltas_apply(*, batch_id: str, deltas: ScopedDeltas) -> int:
+    """Apply a batch's deltas to every scope once per generation of that scope (idempotent).
+
+    Scopes that are built take their share even when another is not; then
+    RankingsNotBuilt names the others, which their rebuild brings up to date.
+    """
     apply = script(APPLY)
     applied = 0
-    chunks = [deltas[i : i + APPLY_CHUNK] for i in range(0, len(deltas), APPLY_CHUNK)] or [[]]
-    for index, chunk in enumerate(chunks):
-        args: list[Any] = [batch_id if len(chunks) == 1 else f"{batch_id}:{index}"]
-        for entry in chunk:
-            args.extend(entry)
-        result = int(apply(args=args))
-        if result == -1:
-            raise RankingsNotBuilt
-        applied += max(result, 0)
+    missing: list[str] = []
+    for scope, scoped in deltas.items():
+        keys = [*_scope_keys(scope), rk.ready_key(scope), rk.trend_key(scope)]
+        chunks = [scoped[i : i + APPLY_CHUNK] for i in range(0, len(scoped), APPLY_CHUNK)]
+        for index, chunk in enumerate(chunks):
+            name = batch_id if len(chunks) == 1 else f"{batch_id}:{index}"
+            args: list[Any] = []
+            for vid, hour, mask, score in chunk:
+                args += [rk.member(int(vid)), hour, mask, score]
+            result = int(apply(keys=[*keys, _marker(scope, name), _marker(scope, batch_id)], args=args))
+            if result == -1:
+                missing.append(scope)
+                break
+            applied += max(result, 0)
+    if missing:
+        raise RankingsNotBuilt(missing)
     return applied
 
 
-def videos_sync(*, videos: Sequence[VideoMeta], gone: Sequence[int] = ()) -> None:
-    """Write videos' metadata and move their scores to match their status; ``gone`` were deleted."""
-    sync = script(SYNC_VIDEO)
+def videos_sync(*, videos: Sequence[VideoMeta], gone: Sequence[int] = (), category_ids: Sequence[int]) -> None:
+    """Write videos' metadata where the read paths look for it; ``gone`` were deleted.
+
+    Scores are not touched here: moves between scopes arrive as ledger deltas.
+    """
     pipe = redis_client().pipeline(transaction=False)
     for video in videos:
-        sync(args=[video.id, video.status, video.category_id, *video.fields()], client=pipe)
-    for vid in gone:  # dropped everywhere, like a removal
-        sync(args=[vid, "removed", 0, "id", vid, "status", "removed"], client=pipe)
+        field_ = str(video.id)
+        pipe.hset(rk.meta_key(rk.GLOBAL), field_, video.packed())
+        pipe.hset(rk.STATUS, field_, video.status)
+        for cid in category_ids:
+            scope = rk.scope_for(cid)
+            if video.published and cid == video.category_id:
+                pipe.hset(rk.meta_key(scope), field_, video.packed())
+            else:
+                pipe.hdel(rk.meta_key(scope), field_)
+    for vid in gone:
+        pipe.hdel(rk.meta_key(rk.GLOBAL), str(vid))
+        pipe.hdel(rk.STATUS, str(vid))
+        for cid in category_ids:
+            pipe.hdel(rk.meta_key(rk.scope_for(cid)), str(vid))
     pipe.execute()
 
 
@@ -97,7 +157,7 @@ def categories_sync(*, categories: Iterable[tuple[int, str, str, bool]]) -> None
     slugs_by_id: dict[int, list[bytes]] = defaultdict(list)
     for old_slug, old_id in client.hgetall(rk.CATS).items():
         slugs_by_id[int(old_id)].append(old_slug)
-    pipe = client.pipeline(transaction=True)
+    pipe = client.pipeline(transaction=False)
     for cid, slug, name, active in categories:
         # A renamed slug must not keep answering: drop any stale slug pointing here.
         for old_slug in slugs_by_id[cid]:
@@ -108,26 +168,47 @@ def categories_sync(*, categories: Iterable[tuple[int, str, str, bool]]) -> None
     pipe.execute()
 
 
-def trend_t0() -> float | None:
-    t0 = redis_client().hget(rk.TREND, "t0")
+def trend_t0(*, scope: str) -> float | None:
+    t0 = redis_client().hget(rk.trend_key(scope), "t0")
     return None if t0 is None else float(t0)
 
 
-def trending_rebase(*, new_t0: int) -> bool:
-    """Move the forward-decay reference time; False when the rankings are not built."""
-    return int(script(REBASE)(args=[new_t0])) == 1
+def trending_rebase(*, scope: str, new_t0: int) -> bool:
+    """Move a scope's forward-decay reference time; False when the scope is not built."""
+    keys = [rk.ready_key(scope), rk.trend_key(scope), rk.ranking_key("trending", rk.category_of_scope(scope))]
+    return int(script(REBASE)(keys=keys, args=[new_t0])) == 1
 
 
 def snapshots_cache_write(*, snapshots: Iterable[tuple[str, int | None, list[list[Any]], str]]) -> None:
-    """(window, category id, [[video id, rank, score], ...], taken_at ISO) into the previous-rank hashes."""
-    pipe = redis_client().pipeline(transaction=True)
+    """(window, category id, [[video id, rank, score], ...], taken_at ISO) into the previous-rank hashes.
+
+    Each hash is written aside and renamed over the old one (same slot), so a reader
+    never sees a half-written snapshot.
+    """
+    pipe = redis_client().pipeline(transaction=False)
     for window, cid, entries, taken_at in snapshots:
         key = rk.snapshot_key(window, cid)
         mapping = {str(vid): str(rank) for vid, rank, _ in entries}
         mapping["_taken_at"] = taken_at
-        pipe.delete(key)
-        pipe.hset(key, mapping=mapping)
+        pipe.hset(key + ":next", mapping=mapping)
+        pipe.rename(key + ":next", key)
     pipe.execute()
+
+
+def projection_clear() -> int:
+    """Drop every key of the projection (a reset before reseeding); a rebuild brings it back."""
+    client = redis_client()
+    dropped = 0
+    pipe = client.pipeline(transaction=False)
+    # One key per UNLINK: on a cluster, keys of several slots cannot share a command.
+    for key in client.scan_iter(match=f"{rk.PREFIX}*", count=5000):
+        pipe.unlink(key)
+        dropped += 1
+        if len(pipe) >= 5000:
+            pipe.execute()
+            pipe = client.pipeline(transaction=False)
+    pipe.execute()
+    return dropped
 
 
 # --- rebuild: fill temporary keys, then swap them in --------------------------------
@@ -169,113 +250,103 @@ class _Sender:
             raise self.error
 
 
-@dataclass
-class Build:
-    """One rebuild into keys under a temporary prefix, invisible to readers until ``swap``."""
+class _Buffered:
+    """Per key, members or fields waiting for one ZADD / HSET; pipelines sent in the background."""
 
-    generation: int
-    ranked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    live_keys: set[str] = field(default_factory=set)
-    shadows: set[int] = field(default_factory=set)
-
-    @property
-    def tmp(self) -> str:
-        return f"{rk.PREFIX}tmp:{self.generation}:"
-
-    def metadata_writer(self) -> MetadataWriter:
-        return MetadataWriter()
-
-    def scores_writer(self) -> ScoresWriter:
-        return ScoresWriter(self)
-
-    def swap(self, *, t0: int, half_life_s: int, applied_batches: Sequence[str]) -> None:
-        """Replace every live ranking at once; ``applied_batches`` are already inside the build."""
-        renames = [[self.tmp + key, key] for key in sorted(self.live_keys)]
-        renames += [[self.tmp + rk.shadow_key(vid), rk.shadow_key(vid)] for vid in sorted(self.shadows)]
-        payload = {
-            "gen": self.generation,
-            "t0": t0,
-            "hl": half_life_s,
-            "renames": renames,
-            "shadows": sorted(self.shadows),
-            "batches": list(applied_batches),
-        }
-        script(SWAP)(args=[json.dumps(payload)])
-
-
-class ScoresWriter:
-    """Adds (video, status, category, score per window) rows to a build, one pipeline per ``flush``."""
-
-    def __init__(self, build: Build) -> None:
-        self.build = build
-        self.fill = script(REBUILD_SCORES)
+    def __init__(self) -> None:
         self.sender = _Sender()
         self.pipe = redis_client().pipeline(transaction=False)
-        self.adds: list[list[Any]] = []
-        self.shadow_rows: list[list[Any]] = []
+        self.zadds: dict[str, dict[str, float]] = defaultdict(dict)
+        self.hsets: dict[str, dict[str, str]] = defaultdict(dict)
 
-    def add(self, *, video_id: int, published: bool, category_id: int, values: Sequence[float | None]) -> None:
-        build = self.build
-        entry: list[Any] = [rk.member(video_id), str(category_id)]
+    def zadd(self, key: str, member: str, score: float) -> None:
+        pending = self.zadds[key]
+        pending[member] = score
+        if len(pending) >= WRITE_CHUNK:
+            self.pipe.zadd(key, self.zadds.pop(key))
+
+    def hset(self, key: str, field_: str, value: str) -> None:
+        pending = self.hsets[key]
+        pending[field_] = value
+        if len(pending) >= WRITE_CHUNK:
+            self.pipe.hset(key, mapping=self.hsets.pop(key))
+
+    def flush(self) -> None:
+        for key, members in self.zadds.items():
+            self.pipe.zadd(key, members)
+        for key, fields in self.hsets.items():
+            self.pipe.hset(key, mapping=fields)
+        self.zadds.clear()
+        self.hsets.clear()
+        self.sender.send(self.pipe)
+        self.pipe = redis_client().pipeline(transaction=False)
+
+    def close(self) -> None:
+        self.flush()
+        self.sender.close()
+
+
+@dataclass
+class Build:
+    """One rebuild of some scopes into keys under a temporary prefix, invisible until ``swap``."""
+
+    generation: int
+    scopes: set[str]
+    ranked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _out: _Buffered | None = None
+
+    def tmp(self, key: str) -> str:
+        """The temporary twin of a live key, in the same slot (the hash tag comes first)."""
+        prefix, rest = key.split("}:", 1)
+        return f"{prefix}}}:tmp:{self.generation}:{rest}"
+
+    def __enter__(self) -> Build:
+        self._out = _Buffered()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is not None:
+            out, self._out = self._out, None
+            if exc[0] is None:
+                out.close()
+            else:
+                out.sender.close()
+
+    @property
+    def out(self) -> _Buffered:
+        assert self._out is not None, "use the build as a context manager"
+        return self._out
+
+    def video_add(self, video: VideoMeta) -> None:
+        field_ = str(video.id)
+        if rk.GLOBAL in self.scopes:
+            self.out.hset(self.tmp(rk.meta_key(rk.GLOBAL)), field_, video.packed())
+            self.out.hset(self.tmp(rk.STATUS), field_, video.status)
+        scope = rk.scope_for(video.category_id)
+        if video.published and scope in self.scopes:
+            self.out.hset(self.tmp(rk.meta_key(scope)), field_, video.packed())
+
+    def scores_add(self, *, video_id: int, category_id: int, values: Sequence[float | None]) -> None:
+        """A published video's score per window (WINDOWS order; None or ~0: not ranked there)."""
+        member = rk.member(video_id)
         for window, value in zip(WINDOWS, values, strict=True):
             if value is None or abs(value) <= EPS[window]:
                 continue
-            if published:
-                entry.append([window, -float(value)])
-                build.live_keys.add(rk.ranking_key(window))
-                build.live_keys.add(rk.ranking_key(window, category_id))
-                build.ranked[window] += 1
-            else:
-                self.shadow_rows.append([str(video_id), window, repr(float(value))])
-                build.shadows.add(video_id)
-        if len(entry) > 2:
-            self.adds.append(entry)
-        if len(self.adds) >= SCRIPT_CHUNK:
-            self._script_call()
-
-    def _script_call(self) -> None:
-        if self.adds or self.shadow_rows:
-            self.fill(args=[self.build.tmp, json.dumps(self.adds), json.dumps(self.shadow_rows)], client=self.pipe)
-        self.adds, self.shadow_rows = [], []
+            for cid in (None, category_id):
+                if rk.scope_for(cid) in self.scopes:
+                    self.out.zadd(self.tmp(rk.ranking_key(window, cid)), member, -float(value))
+            self.ranked[window] += 1
 
     def flush(self) -> None:
-        self._script_call()
-        self.sender.send(self.pipe)
-        self.pipe = redis_client().pipeline(transaction=False)
+        self.out.flush()
 
-    def close(self) -> None:
-        self.flush()
-        self.sender.close()
-
-
-class MetadataWriter:
-    """Writes videos' metadata hashes in chunks of one script call; ``flush`` sends one pipeline."""
-
-    def __init__(self) -> None:
-        self.meta = script(REBUILD_META)
-        self.sender = _Sender()
-        self.pipe = redis_client().pipeline(transaction=False)
-        self.names = ""  # the JSON list of hash field names, from the first row
-        self.rows: list[list[str]] = []
-
-    def add(self, video: VideoMeta) -> None:
-        fields = video.fields()
-        if not self.names:
-            self.names = json.dumps(fields[0::2])
-        self.rows.append([str(video.id), *fields[1::2]])
-        if len(self.rows) >= SCRIPT_CHUNK:
-            self._script_call()
-
-    def _script_call(self) -> None:
-        if self.rows:
-            self.meta(args=[self.names, json.dumps(self.rows, ensure_ascii=False)], client=self.pipe)
-        self.rows = []
-
-    def flush(self) -> None:
-        self._script_call()
-        self.sender.send(self.pipe)
-        self.pipe = redis_client().pipeline(transaction=False)
-
-    def close(self) -> None:
-        self.flush()
-        self.sender.close()
+    def swap(self, *, t0: int, half_life_s: int, applied_batches: Sequence[str]) -> None:
+        """Replace each scope's live keys at once; ``applied_batches`` are already inside the build."""
+        for scope in sorted(self.scopes):
+            live = [*_scope_keys(scope), rk.meta_key(scope)]
+            if scope == rk.GLOBAL:
+                live.append(rk.STATUS)
+            pairs = [k for key in live for k in (self.tmp(key), key)]
+            markers = [_marker(scope, b) for b in applied_batches]
+            keys = [*pairs, rk.ready_key(scope), rk.trend_key(scope), *markers]
+            script(SWAP)(keys=keys, args=[len(live), self.generation, t0, half_life_s])

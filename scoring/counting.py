@@ -7,7 +7,7 @@ committed, never from the raw messages.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,8 +16,9 @@ from django.db import connection
 
 from events.selectors import event_types_by_name
 from events.wire import WireError, WireEvent, event_units, wire_parse
+from leaderboard.keys import scope_for
 from leaderboard.windows import epoch, hour_floor, window_mask
-from videos.selectors import video_durations
+from videos.selectors import VideoFacts, video_facts
 
 Message = Sequence[Any]  # [partition, offset, raw value]
 DeadRow = tuple[Any, Any, str, str]  # partition, offset, raw, reason
@@ -25,7 +26,7 @@ DeadRow = tuple[Any, Any, str, str]  # partition, offset, raw, reason
 
 @dataclass
 class Counted:
-    deltas: list[list[float | int]] = field(default_factory=list)
+    deltas: dict[str, list[list[float | int]]] = field(default_factory=dict)  # scope -> deltas
     dead: list[DeadRow] = field(default_factory=list)
     counted: int = 0
     request_ids: list[str] = field(default_factory=list)  # lets a log line follow an event from the API
@@ -48,10 +49,12 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
         parsed.append((message, event))
     out.request_ids = sorted({e.request_id for _, e in parsed if e.request_id})
 
-    durations = video_durations(video_ids={e.video_id for _, e in parsed}) if parsed else {}
+    # Read after the caller took the window lock: a status or category change (which takes it
+    # exclusively, scoring.moves) is then wholly before or wholly after this batch.
+    facts = video_facts(video_ids={e.video_id for _, e in parsed}) if parsed else {}
     events: list[WireEvent] = []
     for (part, off, raw), event in parsed:
-        if event.video_id not in durations:
+        if event.video_id not in facts:
             out.dead.append((part, off, str(raw), f"unknown video {event.video_id}"))
         else:
             events.append(event)
@@ -79,7 +82,9 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
         slot = counters[(event.video_id, types[event.type].id, hour_floor(event.occurred_at))]
         slot[0] += 1
         slot[1] += event_units(
-            event_type=event.type, watch_seconds=event.watch_seconds, duration_seconds=durations[event.video_id]
+            event_type=event.type,
+            watch_seconds=event.watch_seconds,
+            duration_seconds=facts[event.video_id].duration_seconds,
         )
     if not counters:
         return out
@@ -89,11 +94,9 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
     scores: dict[tuple[int, datetime], float] = defaultdict(float)
     for (vid, type_id, hour), (_, units) in rows:
         scores[(vid, hour)] += weights[type_id] * units
-    out.deltas = [
-        [vid, epoch(hour), window_mask(hour, current_hour), score]
-        for (vid, hour), score in scores.items()
-        if score != 0
-    ]
+    out.deltas = scoped_deltas(
+        ((vid, hour, score) for (vid, hour), score in scores.items()), facts=facts, current_hour=current_hour
+    )
     return out
 
 
@@ -132,3 +135,19 @@ def _counters_add(rows: list[tuple[tuple[int, int, datetime], list[float]]]) -> 
                 [float(v[1]) for _, v in rows],
             ],
         )
+
+
+def scoped_deltas(
+    rows: Iterable[tuple[int, datetime, float]], *, facts: Mapping[int, VideoFacts], current_hour: datetime
+) -> dict[str, list[list[float | int]]]:
+    """(video, hour bucket, score) -> deltas per scope: a published video's go to the global scope
+    and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
+    deltas: dict[str, list[list[float | int]]] = defaultdict(list)
+    for vid, hour, score in rows:
+        video = facts.get(vid)
+        if score == 0 or video is None or not video.published:
+            continue
+        delta: list[float | int] = [vid, epoch(hour), window_mask(hour, current_hour), score]
+        deltas[scope_for(None)].append(delta)
+        deltas[scope_for(video.category_id)].append(delta)
+    return dict(deltas)

@@ -14,6 +14,7 @@ left is drift that persisted, not an update caught halfway.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,16 +25,16 @@ from django.db import connection, transaction
 
 from core.redis import redis_client
 from leaderboard import keys as rk
+from leaderboard import store
 from leaderboard.windows import EPS, WINDOWS
 from scoring.models import Batch
-from scoring.rebuild import scores_from_counters, scores_params
+from scoring.rebuild import all_scopes, scores_from_counters, scores_params
 from scoring.selectors import window_current_hour
 from videos.selectors import category_rows, video_states
 
 REL_TOL = 1e-6
 SCAN_COUNT = 5000
 META = "meta"
-SHADOW = "shadow"
 
 Values = tuple[float | None, ...]  # one per window, in WINDOWS order
 
@@ -78,13 +79,21 @@ class _State:
     categories: list[int]
     in_flight: set[int]
     in_flight_batches: int
+    # Per scope (category id, None for global), what its stored trending scores are scaled by
+    # relative to the global scope's reference time (scopes rebase independently).
+    trending_factors: dict[int | None, float] = field(default_factory=dict)
+
+    def scaled(self, window: str, category_id: int | None, value: float | None) -> float | None:
+        if value is None or window != "trending":
+            return value
+        return value * self.trending_factors.get(category_id, 1.0)
 
 
 @dataclass(frozen=True)
 class _Probe:
-    """Where a value lives in Redis: a ranking (window, scope), a shadow field, or the metadata."""
+    """Where a value lives in Redis: a ranking (window, scope) or the metadata."""
 
-    kind: str  # "zset", SHADOW or META
+    kind: str  # "zset" or META
     window: str = ""
     category_id: int | None = None
 
@@ -92,9 +101,7 @@ class _Probe:
     def name(self) -> str:
         if self.kind == "zset":
             return rk.ranking_key(self.window, self.category_id)
-        if self.kind == SHADOW:
-            return f"{rk.shadow_key('*')} [{self.window}]"
-        return rk.video_key("*")
+        return rk.meta_key(rk.GLOBAL)
 
 
 def _significant(window: str, value: float | None) -> float | None:
@@ -121,7 +128,7 @@ def _state_read(*, t0: float, hl: float, video_ids: Iterable[int] | None = None)
                 "deltas", flat=True
             )
         )
-        in_flight = {int(d[0]) for deltas in batches for d in (deltas or [])}
+        in_flight = {int(d[0]) for deltas in batches for scoped in (deltas or {}).values() for d in scoped}
         videos = video_states(video_ids=ids)
         params = scores_params(current_hour=current_hour, t0=int(t0), hl=int(hl), video_ids=ids)
         scores: dict[int, Values] = {}
@@ -142,11 +149,9 @@ def _expected(state: _State, probe: _Probe, vid: int) -> float | str | None:
         return None
     value = values[WINDOWS.index(probe.window)]
     published = meta[0] == "published"
-    if probe.kind == SHADOW:
-        return None if published else value
     if not published or (probe.category_id is not None and probe.category_id != meta[1]):
         return None
-    return value
+    return state.scaled(probe.window, probe.category_id, value)
 
 
 def _differs(probe: _Probe, expected: float | str | None, actual: float | str | None) -> str | None:
@@ -170,10 +175,6 @@ def _example(kind: str, vid: int, expected: float | str | None, actual: float | 
     return f"video {vid}: redis {actual} != expected {expected}"
 
 
-def _shadow_actual(raw: bytes | None, window: str) -> float | None:
-    return _significant(window, float(raw)) if raw is not None else None
-
-
 Suspects = dict[_Probe, set[int]]
 
 
@@ -187,7 +188,11 @@ def _zsets_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspe
     for index, window in enumerate(WINDOWS):
         for scope in [None, *state.categories]:
             probe = _Probe("zset", window, scope)
-            expected = {vid: v for vid in by_scope.get(scope, []) if (v := state.scores[vid][index]) is not None}
+            expected = {
+                vid: state.scaled(window, scope, v)
+                for vid in by_scope.get(scope, [])
+                if (v := state.scores[vid][index]) is not None
+            }
             seen: set[int] = set()
             for member, stored in client.zscan_iter(probe.name, count=SCAN_COUNT):
                 vid = rk.video_id_of(member)
@@ -204,39 +209,17 @@ def _stray_zsets(drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
     """Sorted sets of categories that no longer exist: all their members are extra."""
     client = redis_client()
     known = {p.name for p in drift}
-    for raw_key in client.scan_iter(match=f"{rk.PREFIX}z:*", count=SCAN_COUNT):
+    for raw_key in client.scan_iter(match=f"{rk.PREFIX}{{c*}}:z:*", count=SCAN_COUNT):
         name = raw_key.decode()
         if name in known or ":tmp:" in name:
             continue
-        _, _, window, scope = name.split(":", 3)
-        if window not in WINDOWS or not scope.startswith("c:"):
+        scope, _, window = name[len(rk.PREFIX) + 1 :].partition("}:z:")
+        if window not in WINDOWS or not scope[1:].isdigit():
             continue
-        probe = _Probe("zset", window, int(scope[2:]))
+        probe = _Probe("zset", window, rk.category_of_scope(scope))
         members = {rk.video_id_of(m) for m, _ in client.zscan_iter(name, count=SCAN_COUNT)}
         drift[probe] = KeyDrift(key=name, actual=len(members))
         suspects[probe].update(members)
-
-
-def _shadows_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
-    """Scores of hidden and removed videos, kept aside for their republication."""
-    client = redis_client()
-    ids = {vid for vid, (status, _) in state.videos.items() if status != "published" and vid in state.scores}
-    ids |= {int(v) for v in client.smembers(rk.SHADOWS)}
-    ordered = sorted(ids)
-    pipe = client.pipeline(transaction=False)
-    for vid in ordered:
-        pipe.hgetall(rk.shadow_key(vid))
-    hashes = pipe.execute() if ordered else []
-    for window in WINDOWS:
-        probe = _Probe(SHADOW, window)
-        entry = drift[probe] = KeyDrift(key=probe.name)
-        for vid, fields in zip(ordered, hashes, strict=True):
-            expected = _expected(state, probe, vid)
-            actual = _shadow_actual(fields.get(window.encode()), window)
-            entry.expected += expected is not None
-            entry.actual += actual is not None
-            if _differs(probe, expected, actual):
-                suspects[probe].add(vid)
 
 
 def _meta_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspects) -> None:
@@ -247,19 +230,18 @@ def _meta_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspec
     vids = sorted(state.videos)
     for start in range(0, len(vids), 10_000):
         chunk = vids[start : start + 10_000]
-        pipe = client.pipeline(transaction=False)
-        for vid in chunk:
-            pipe.hmget(rk.video_key(vid), "status", "category_id")
-        for vid, raw in zip(chunk, pipe.execute(), strict=True):
+        for vid, raw in zip(chunk, client.hmget(rk.meta_key(rk.GLOBAL), [str(v) for v in chunk]), strict=True):
             actual = _meta_actual(raw)
             entry.actual += actual is not None
             if _differs(probe, _expected(state, probe, vid), actual):
                 suspects[probe].add(vid)
 
 
-def _meta_actual(raw: list[bytes | None]) -> str | None:
-    status, cid = raw
-    return None if status is None else f"{status.decode()}/{(cid or b'').decode()}"
+def _meta_actual(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return f"{data.get('status')}/{data.get('category_id')}"
 
 
 def _pass_one(state: _State) -> tuple[dict[_Probe, KeyDrift], Suspects]:
@@ -268,7 +250,6 @@ def _pass_one(state: _State) -> tuple[dict[_Probe, KeyDrift], Suspects]:
     suspects: Suspects = defaultdict(set)
     _zsets_compare(state, drift, suspects)
     _stray_zsets(drift, suspects)
-    _shadows_compare(state, drift, suspects)
     _meta_compare(state, drift, suspects)
     return drift, suspects
 
@@ -283,38 +264,48 @@ def _actuals(pairs: list[tuple[_Probe, int]]) -> list[float | str | None]:
         for probe, vid in chunk:
             if probe.kind == "zset":
                 pipe.zscore(probe.name, rk.member(vid))
-            elif probe.kind == SHADOW:
-                pipe.hget(rk.shadow_key(vid), probe.window)
             else:
-                pipe.hmget(rk.video_key(vid), "status", "category_id")
+                pipe.hget(rk.meta_key(rk.GLOBAL), str(vid))
         for (probe, _), raw in zip(chunk, pipe.execute(), strict=True):
             if probe.kind == "zset":
                 out.append(None if raw is None else -raw)
-            elif probe.kind == SHADOW:
-                out.append(_shadow_actual(raw, probe.window))
             else:
                 out.append(_meta_actual(raw))
     return out
 
 
+def _trending_factors(t0: float, hl: float, categories: list[int]) -> dict[int | None, float]:
+    """2^((t0_global - t0_scope) / half-life) per category scope: its scale against the global one."""
+    pipe = redis_client().pipeline(transaction=False)
+    for cid in categories:
+        pipe.hget(rk.trend_key(rk.scope_for(cid)), "t0")
+    return {
+        cid: 2.0 ** ((t0 - float(raw)) / hl) if raw is not None else 1.0
+        for cid, raw in zip(categories, pipe.execute(), strict=True)
+    }
+
+
 def rankings_drift_check(*, examples: int = 5) -> DriftReport:
-    """Compare every ranking, shadow and metadata entry in Redis with Postgres; change nothing."""
+    """Compare every ranking and metadata entry in Redis with Postgres; change nothing."""
     started = time.monotonic()
     client = redis_client()
-    generation = client.get(rk.READY)
-    t0, hl = client.hmget(rk.TREND, "t0", "hl")
-    if generation is None or t0 is None or hl is None:
-        return DriftReport(built=False, notes=["rankings are not built (rk:ready or rk:trend missing)"])
+    missing = store.scopes_not_built(scopes=all_scopes())
+    generation = client.get(rk.ready_key(rk.GLOBAL))
+    t0, hl = client.hmget(rk.trend_key(rk.GLOBAL), "t0", "hl")
+    if missing or generation is None or t0 is None or hl is None:
+        return DriftReport(built=False, notes=[f"rankings are not built in scope(s) {', '.join(missing or ['g'])}"])
     report = DriftReport(built=True, generation=generation.decode())
     state = _state_read(t0=float(t0), hl=float(hl))
+    state.trending_factors = _trending_factors(float(t0), float(hl), state.categories)
     report.videos = len(state.videos)
     report.in_flight_batches = state.in_flight_batches
     drift, suspects = _pass_one(state)
 
     # Second look at every suspect, from fresh reads of both sides.
     flagged = {vid for vids in suspects.values() for vid in vids} - state.in_flight
-    t0, hl = client.hmget(rk.TREND, "t0", "hl")
+    t0, hl = client.hmget(rk.trend_key(rk.GLOBAL), "t0", "hl")
     fresh = _state_read(t0=float(t0 or 0), hl=float(hl or 1), video_ids=flagged) if flagged else state
+    fresh.trending_factors = _trending_factors(float(t0 or 0), float(hl or 1), state.categories)
     skipped = state.in_flight | fresh.in_flight
     pairs = [(probe, vid) for probe, vids in suspects.items() for vid in sorted(vids) if vid not in skipped]
     for (probe, vid), actual in zip(pairs, _actuals(pairs), strict=True):

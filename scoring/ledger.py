@@ -21,10 +21,12 @@ from django.utils import timezone
 
 from events.selectors import event_type_weights
 from leaderboard import store
+from leaderboard.keys import scope_for
 from leaderboard.windows import HOUR, WINDOW_BITS, epoch, hour_floor, leaving_buckets
 from scoring import signals
 from scoring.counting import Message, messages_count
 from scoring.models import Batch, DeadLetter
+from videos.selectors import category_rows, video_facts
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +116,13 @@ def batch_mark_applied(*, batch_id: str) -> None:
     Batch.objects.filter(id=batch_id, applied_at__isnull=True).update(applied_at=timezone.now())
 
 
-def batch_apply(*, batch_id: str, deltas: list[list[float | int]] | None = None) -> bool:
-    """Apply a processed batch's deltas to Redis once; False when it must wait for a rebuild."""
+def batch_apply(*, batch_id: str, deltas: store.ScopedDeltas | None = None) -> bool:
+    """Apply a processed batch's deltas to Redis once per scope; False when a scope awaits its rebuild."""
     if deltas is None:
         batch = Batch.objects.filter(id=batch_id).only("deltas", "applied_at").first()
         if batch is None or batch.applied_at is not None:
             return True
-        deltas = batch.deltas or []
+        deltas = batch.deltas or {}
     try:
         store.deltas_apply(batch_id=batch_id, deltas=deltas)
     except store.RankingsNotBuilt:
@@ -152,7 +154,7 @@ def batches_repair(*, unprocessed_after_s: float = 15.0, unapplied_after_s: floa
         processed_at__lt=now - timedelta(seconds=unapplied_after_s),
     ).order_by("processed_at")
     for batch in pending[:500]:
-        if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or []):
+        if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}):
             break
         applied += 1
     return RepairOutcome(requeued=requeued, applied=applied)
@@ -175,8 +177,8 @@ def window_rollover(*, now: datetime | None = None) -> int:
             return 0
         weights = event_type_weights()
         type_ids = sorted(weights)
-        masks: dict[tuple[int, int], int] = defaultdict(int)
-        scores: dict[tuple[int, int], float] = {}
+        masks: dict[tuple[int, datetime], int] = defaultdict(int)
+        scores: dict[tuple[int, datetime], float] = {}
         with connection.cursor() as cur:
             for window, (lo, hi) in leaving_buckets(current, target).items():
                 cur.execute(
@@ -190,18 +192,24 @@ def window_rollover(*, now: datetime | None = None) -> int:
                     [type_ids, [weights[t][1] for t in type_ids], lo, hi],
                 )
                 for vid, hour, score in cur.fetchall():
-                    key = (vid, epoch(hour))
-                    masks[key] |= WINDOW_BITS[window]
-                    scores[key] = score
+                    masks[(vid, hour)] |= WINDOW_BITS[window]
+                    scores[(vid, hour)] = score
             cur.execute("UPDATE scoring_windowstate SET current_hour = %s WHERE id = 1", [target])
-        deltas: list[list[float | int]] = [
-            [vid, hour, masks[(vid, hour)], -scores[(vid, hour)]] for (vid, hour) in masks
-        ]
+        # Only what the scopes hold leaves them: a hidden video's buckets are in no ranking.
+        facts = video_facts(video_ids={vid for vid, _ in masks})
+        deltas: dict[str, list[list[float | int]]] = defaultdict(list)
+        for (vid, hour), mask in masks.items():
+            video = facts.get(vid)
+            if video is None or not video.published or not scores[(vid, hour)]:
+                continue
+            delta = [vid, epoch(hour), mask, -scores[(vid, hour)]]
+            deltas[scope_for(None)].append(delta)
+            deltas[scope_for(video.category_id)].append(delta)
         batch = Batch.objects.create(
-            source=Batch.Source.ROLLOVER, processed_at=timezone.now(), deltas=deltas, xid=current_xid()
+            source=Batch.Source.ROLLOVER, processed_at=timezone.now(), deltas=dict(deltas), xid=current_xid()
         )
     moved = int((target - current) / HOUR)
-    logger.info("window roll-over to %s: %d hour(s), %d bucket deltas", target.isoformat(), moved, len(deltas))
+    logger.info("window roll-over to %s: %d hour(s), %d bucket deltas", target.isoformat(), moved, len(masks))
     try:
         store.deltas_apply(batch_id=str(batch.id), deltas=deltas)
         batch_mark_applied(batch_id=str(batch.id))
@@ -211,15 +219,18 @@ def window_rollover(*, now: datetime | None = None) -> int:
 
 
 def trending_rebase(*, now: datetime | None = None, min_age_s: int | None = None) -> bool:
-    """Move the forward-decay reference time forward so scores stay in float range."""
-    t0 = store.trend_t0()
-    if t0 is None:
-        return False
+    """Move each scope's forward-decay reference time forward so scores stay in float range.
+
+    True when any scope moved. Scopes are independent: each rebases in one call on its slot.
+    """
     new_t0 = epoch(hour_floor(now or timezone.now()))
     min_age = settings.RANKING_TRENDING_REBASE_S if min_age_s is None else min_age_s
-    if new_t0 - t0 < min_age:
-        return False
-    return store.trending_rebase(new_t0=new_t0)
+    moved = False
+    for scope in [scope_for(None), *(scope_for(cid) for cid, *_ in category_rows())]:
+        t0 = store.trend_t0(scope=scope)
+        if t0 is not None and new_t0 - t0 >= min_age:
+            moved = store.trending_rebase(scope=scope, new_t0=new_t0) or moved
+    return moved
 
 
 def seen_events_prune(*, older_than: timedelta = timedelta(days=8), limit: int = 50_000) -> int:

@@ -50,6 +50,7 @@ class Batch(models.Model):
         KAFKA = "kafka", "Kafka"
         ROLLOVER = "rollover", "Window roll-over"
         REPLAY = "replay", "Dead-letter replay"
+        CURATION = "curation", "Curation move"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.KAFKA)

@@ -12,7 +12,7 @@ import logging
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,12 +23,13 @@ from django.utils import timezone
 
 from events.selectors import event_type_weights
 from leaderboard import store
+from leaderboard.keys import scope_for
 from leaderboard.windows import epoch, hour_floor, window_start
 from scoring import signals
 from scoring.catalog_sync import category_cache_sync, video_cache_sync, video_meta
-from scoring.ledger import batch_mark_applied
 from scoring.models import Batch
-from videos.selectors import video_count, video_ids_changed_since, video_rows
+from scoring.selectors import window_current_hour
+from videos.selectors import category_rows, video_count, video_ids_changed_since, video_rows
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class RebuildResult:
     replayed_batches: int = 0
     seconds: float = 0.0
     generation: int = 0
+    scopes: list[str] = field(default_factory=list)
 
 
 def _noop_progress(stage: str, done: int, total: int | None) -> None:
@@ -112,8 +114,18 @@ class _Catalogue:
         return bool(self.published[i]), self.categories[i]
 
 
-def rankings_rebuild(*, progress: Progress | None = None, chunk: int = 20_000) -> RebuildResult:
-    """Rebuild every ranking and the metadata cache from Postgres; swap atomically."""
+def all_scopes() -> list[str]:
+    return [scope_for(None), *(scope_for(cid) for cid, *_ in category_rows())]
+
+
+def rankings_rebuild(
+    *, progress: Progress | None = None, chunk: int = 20_000, scopes: Collection[str] | None = None
+) -> RebuildResult:
+    """Rebuild the rankings and metadata of ``scopes`` (None: every scope) from Postgres.
+
+    Each scope is swapped in atomically on its own slot; scopes not named are not touched,
+    so losing one shard rebuilds only the scopes it held.
+    """
     report = progress or _noop_progress
     started = time.monotonic()
     with connection.cursor() as cur:
@@ -122,7 +134,7 @@ def rankings_rebuild(*, progress: Progress | None = None, chunk: int = 20_000) -
             logger.info("rebuild already running elsewhere; skipped")
             return RebuildResult(built=False)
     try:
-        result = _rebuild_locked(report, chunk, started)
+        result = _rebuild_locked(report, chunk, started, set(scopes) if scopes is not None else set(all_scopes()))
     finally:
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", [REBUILD_LOCK])
@@ -130,25 +142,22 @@ def rankings_rebuild(*, progress: Progress | None = None, chunk: int = 20_000) -
     return result
 
 
-def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResult:
+def _rebuild_locked(report: Progress, chunk: int, started: float, scopes: set[str]) -> RebuildResult:
     generation = time.time_ns() // 1_000_000
-    build = store.Build(generation=generation)
     hl = settings.RANKING_TRENDING_HALF_LIFE_S
     t0 = epoch(hour_floor(timezone.now()))
-    result = RebuildResult(built=True, generation=generation)
+    result = RebuildResult(built=True, generation=generation, scopes=sorted(scopes))
     category_cache_sync()
     # One snapshot for everything read below. Inside an outer transaction (tests
     # wrap each test in one) the level is already fixed and nothing runs concurrently.
     own_transaction = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(), store.Build(generation=generation, scopes=scopes) as build:
         with connection.cursor() as cur:
             if own_transaction:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cur.execute("SELECT pg_current_snapshot()::text, now()")
             snapshot, snapshot_time = cur.fetchone()
-            cur.execute("SELECT current_hour FROM scoring_windowstate WHERE id = 1")
-            row = cur.fetchone()
-            current_hour = row[0] if row else hour_floor(timezone.now())
+        current_hour = window_current_hour()
         total_videos = video_count()
         counted_batches = [
             str(b)
@@ -159,31 +168,26 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
 
         report("metadata", 0, total_videos)
         catalogue = _Catalogue()
-        writer = build.metadata_writer()
         for row in video_rows(video_ids=None):
-            writer.add(video_meta(row))
+            build.video_add(video_meta(row))
             catalogue.add(row[0], row[1], row[2])
             if len(catalogue.ids) % chunk == 0:
-                writer.flush()
+                build.flush()
                 report("metadata", len(catalogue.ids), total_videos)
-        writer.close()
+        build.flush()
         result.videos = len(catalogue.ids)
         report("metadata", result.videos, total_videos)
 
         report("scores", 0, total_videos)
         done = 0
-        scores = build.scores_writer()
         for rows in scores_from_counters(params=scores_params(current_hour=current_hour, t0=t0, hl=hl), chunk=chunk):
             for vid, *values in rows:
                 known = catalogue.get(vid)
-                if known is None:  # counters outlive nothing: a deleted video's rows cascade away
-                    continue
-                published, cid = known
-                scores.add(video_id=vid, published=published, category_id=cid, values=values)
-            scores.flush()
+                if known is not None and known[0]:  # only published videos are ranked
+                    build.scores_add(video_id=vid, category_id=known[1], values=values)
+            build.flush()
             done += len(rows)
             report("scores", done, total_videos)
-        scores.close()
 
     build.swap(t0=t0, half_life_s=hl, applied_batches=counted_batches)
     result.ranked = dict(build.ranked)
@@ -201,9 +205,10 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
         )
         late = cur.fetchall()
     for batch_id, deltas in late:
-        # Raw cursors return jsonb as text (Django leaves decoding to the field).
-        store.deltas_apply(batch_id=batch_id, deltas=json.loads(deltas) if deltas else [])
-        batch_mark_applied(batch_id=batch_id)
+        # Raw cursors return jsonb as text (Django leaves decoding to the field). Only the rebuilt
+        # scopes take them here; the others got them, or will, from the normal apply.
+        decoded = json.loads(deltas) if deltas else {}
+        store.deltas_apply(batch_id=batch_id, deltas={s: d for s, d in decoded.items() if s in scopes})
     result.replayed_batches = len(late)
 
     # Status or category changes committed during the build: make Redis agree again.
@@ -218,7 +223,9 @@ def _rebuild_locked(report: Progress, chunk: int, started: float) -> RebuildResu
 
 
 def rankings_ensure_built() -> bool:
-    """Rebuild when Redis has no rankings (first start, or wiped). True if a rebuild ran."""
-    if store.is_built():
+    """Rebuild the scopes Redis lost (first start, a wiped shard). True if a rebuild ran."""
+    missing = store.scopes_not_built(scopes=all_scopes())
+    if not missing:
         return False
-    return rankings_rebuild().built
+    logger.warning("rankings not built in %d scope(s): %s; rebuilding them", len(missing), ", ".join(missing))
+    return rankings_rebuild(scopes=missing).built

@@ -1070,6 +1070,7 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
 
     from django.utils import timezone
 
+    from leaderboard.keys import GLOBAL
     from leaderboard.store import deltas_apply
     from leaderboard.windows import epoch, hour_floor, window_mask
 
@@ -1091,7 +1092,8 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
         for vid, delta in chunk:
             scores[vid] += delta
         deltas = [[vid, hour_epoch, mask, score] for vid, score in scores.items() if score != 0]
-        deltas_apply(batch_id=f"bench-stage-{run_id}-{n}", deltas=deltas)
+        # The global scope only: a category scope's call is the same work on another slot.
+        deltas_apply(batch_id=f"bench-stage-{run_id}-{n}", deltas={GLOBAL: deltas})
         applied += len(chunk)
         deltas_total += len(deltas)
         n += 1

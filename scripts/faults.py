@@ -168,9 +168,9 @@ def harness_run(
 def settle(*, event_ids: list[str], timeout: float, log: Callable[[str], None]) -> bool:
     from django.db import connection
 
-    from core.redis import redis_client
-    from leaderboard.keys import READY
+    from leaderboard.store import scopes_not_built
     from scoring.models import Batch
+    from scoring.rebuild import all_scopes
 
     deadline = time.monotonic() + timeout
     last = ""
@@ -179,7 +179,7 @@ def settle(*, event_ids: list[str], timeout: float, log: Callable[[str], None]) 
             cur.execute("SELECT count(*) FROM scoring_seenevent WHERE key = ANY(%s::uuid[])", [event_ids])
             seen = int(cur.fetchone()[0])
         pending = Batch.objects.filter(applied_at__isnull=True).count()
-        ready = bool(redis_client().exists(READY))
+        ready = not scopes_not_built(scopes=all_scopes())
         state = f"claimed {seen}/{len(event_ids)} ids, {pending} batches pending, rankings built: {ready}"
         if state != last:
             log(state)
@@ -227,16 +227,20 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
         cur.execute("SELECT id, category_id FROM videos_video WHERE id = ANY(%s)", [list({k[0] for k in truth})])
         category_of = dict(cur.fetchall())
     client = redis_client()
-    t0, hl = (float(x) for x in client.hmget(rk.TREND, "t0", "hl"))
+    trend = {
+        cid: tuple(float(x) for x in client.hmget(rk.trend_key(rk.scope_for(cid)), "t0", "hl"))
+        for cid in {None, *category_of.values()}
+    }
     expected: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for (vid, type_, hour), (_, units) in truth.items():
         score = types[type_].weight * units
         mask = window_mask(hour, current_hour)
         for window, bit in WINDOW_BITS.items():
             if mask & bit:
-                value = score * (2 ** ((epoch(hour) - t0) / hl) if window == "trending" else 1)
-                expected[rk.ranking_key(window)][vid] += value
-                expected[rk.ranking_key(window, category_of[vid])][vid] += value
+                for cid in (None, category_of[vid]):
+                    t0, hl = trend[cid]
+                    value = score * (2 ** ((epoch(hour) - t0) / hl) if window == "trending" else 1)
+                    expected[rk.ranking_key(window, cid)][vid] += value
     for zkey, scores in expected.items():
         stored = {rk.video_id_of(m): -s for m, s in client.zrange(zkey, 0, -1, withscores=True)}
         report.keys_checked += 1

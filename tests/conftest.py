@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import redis
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.redis import redis_client
-from scoring.catalog_sync import category_cache_sync, video_cache_sync
+from scoring.catalog_sync import category_cache_sync, category_scope_open, video_cache_sync
 from scoring.ledger import batch_process, batch_store
 from scoring.rebuild import rankings_rebuild
 from tests.factories import CategoryFactory, VideoFactory
@@ -26,7 +27,8 @@ def redis_clean() -> Iterator[None]:
     from django.conf import settings
 
     redis_client().flushdb()
-    redis_client().from_url(settings.CELERY_BROKER_URL).flushdb()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    redis.Redis.from_url(settings.CACHE_REDIS_URL).flushdb()
     yield
 
 
@@ -77,6 +79,7 @@ def make_video(db: None, category: Any) -> Callable[..., Any]:
         video: Any = VideoFactory(**kwargs)
         # The signal hooks run on commit, which never comes inside a test transaction.
         category_cache_sync(category_ids=[video.category_id])
+        category_scope_open(category_id=video.category_id)
         video_cache_sync(video_ids=[video.id])
         return video
 

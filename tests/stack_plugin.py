@@ -12,7 +12,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 from tests.scripts_loader import load_script
 
@@ -49,6 +51,18 @@ _, SLOT = _users(change=os.getpid())
 _base = os.environ["REDIS_URL"].rsplit("/", 1)[0]
 os.environ["REDIS_URL"] = f"{_base}/{2 + 2 * SLOT}"
 os.environ["CELERY_BROKER_URL"] = f"{_base}/{3 + 2 * SLOT}"
+
+# REDIS_CLUSTER=true: the rankings go to a Valkey cluster of this run's own (a cluster has one
+# database, so runs cannot share one); the cache and metrics stay on the single node.
+CLUSTER: Any = None  # devstack.Stack, loaded from scripts/
+if os.environ.get("REDIS_CLUSTER", "").lower() == "true":
+    CLUSTER = devstack.Stack(ROOT / ".devdata" / f"test-cluster-{os.getpid()}", cluster=True)
+    CLUSTER.root.mkdir(parents=True, exist_ok=True)
+    _state: dict[str, object] = {}
+    CLUSTER.cluster_up(_state)
+    CLUSTER.save(_state)
+    os.environ["CACHE_REDIS_URL"] = os.environ["REDIS_URL"]
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{CLUSTER.load()['cluster'][0]['port']}/0"
 # A fresh topic per run: the broker outlives runs, and old messages must not leak in.
 os.environ["KAFKA_TOPIC"] = f"video-events-test-{SLOT}-{os.getpid()}"
 os.environ["TEST_DATABASE_NAME"] = f"test_ranking_{SLOT}"
@@ -58,4 +72,8 @@ def pytest_unconfigure(config: object) -> None:
     from core.kafka import producer_reset
 
     producer_reset()
+    if CLUSTER is not None:
+        for node in CLUSTER.load().get("cluster", []):
+            CLUSTER._kill(node.get("pid"))
+        shutil.rmtree(CLUSTER.root, ignore_errors=True)
     _users(remove=os.getpid())

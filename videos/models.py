@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
 
 class Category(models.Model):
@@ -44,6 +46,12 @@ class Video(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Receivers of post_save (the projection) record their follow-up in this transaction,
+        # so that it commits or rolls back with the change itself.
+        with transaction.atomic():
+            super().save(*args, **kwargs)
 
     @property
     def is_published(self) -> bool:

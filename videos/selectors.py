@@ -4,6 +4,7 @@ so a page costs one query plus the count, whatever its size."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -64,9 +65,23 @@ def video_count() -> int:
     return Video.objects.count()
 
 
-def video_durations(*, video_ids: Collection[int]) -> dict[int, int]:
-    """Duration in seconds of each existing video among ``video_ids``."""
-    return dict(Video.objects.filter(id__in=video_ids).values_list("id", "duration_seconds"))
+@dataclass(frozen=True, slots=True)
+class VideoFacts:
+    """What counting an event needs to know about its video."""
+
+    duration_seconds: int
+    status: str
+    category_id: int
+
+    @property
+    def published(self) -> bool:
+        return self.status == Video.Status.PUBLISHED
+
+
+def video_facts(*, video_ids: Collection[int]) -> dict[int, VideoFacts]:
+    """Duration, status and category of each existing video among ``video_ids``."""
+    rows = Video.objects.filter(id__in=video_ids).values_list("id", "duration_seconds", "status", "category_id")
+    return {vid: VideoFacts(duration, status, cid) for vid, duration, status, cid in rows}
 
 
 def video_states(*, video_ids: Collection[int] | None = None) -> dict[int, tuple[str, int]]:

@@ -13,8 +13,16 @@ def video_bulk_set_status(*, video_ids: list[int], status: str) -> int:
     if status not in Video.Status.values:
         raise ValueError(f"unknown status {status!r}")
     with transaction.atomic():
-        changed = Video.objects.filter(id__in=video_ids).exclude(status=status).update(status=status)
-        videos_status_changed.send(sender=Video, video_ids=list(video_ids))
+        before = list(
+            Video.objects.select_for_update()
+            .filter(id__in=video_ids)
+            .exclude(status=status)
+            .values_list("id", "status", "category_id")
+        )
+        changed = Video.objects.filter(id__in=[vid for vid, _, _ in before]).update(status=status)
+        videos_status_changed.send(
+            sender=Video, changes=[(vid, old, status, cid) for vid, old, cid in before], video_ids=list(video_ids)
+        )
     return changed
 
 

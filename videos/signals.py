@@ -3,5 +3,5 @@
 from django.dispatch import Signal
 
 # Sent inside the transaction of a bulk status change (a queryset update sends no post_save).
-# Arguments: video_ids.
+# Arguments: changes, a list of (video id, status before, status after, category id).
 videos_status_changed = Signal()

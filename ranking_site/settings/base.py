@@ -77,11 +77,19 @@ DATABASES = {"default": env_db("DATABASE_URL", "postgres://postgres@127.0.0.1:54
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# The projection (rankings): one node, or any node of a Redis Cluster with REDIS_CLUSTER on.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
+# The Django cache and the cross-process metrics need no sharding and use commands a cluster
+# would refuse across slots, so they keep a plain node of their own (the projection's when it is one).
+CACHE_REDIS_URL = env_str("CACHE_REDIS_URL", "" if REDIS_CLUSTER else REDIS_URL)
+if not CACHE_REDIS_URL:
+    raise ImproperlyConfigured("CACHE_REDIS_URL: set it to a plain (non-cluster) Redis URL when REDIS_CLUSTER is on")
+METRICS_REDIS_URL = CACHE_REDIS_URL
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CACHE_REDIS_URL,
         "KEY_PREFIX": "cache",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     }

@@ -15,7 +15,7 @@ from rankings.selectors import ranking_top
 from scoring.models import DeadLetter
 from tests.conftest import wire
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ def test_metrics_recorded_in_another_process_are_exposed_here(client: Client) ->
 
 def test_metrics_store_down_neither_fails_requests_nor_the_scrape(client: Client) -> None:
     dead = f"redis://127.0.0.1:{closed_port()}/0"
-    with override_settings(REDIS_URL=dead):
+    with override_settings(METRICS_REDIS_URL=dead):
         metrics.events_accepted(1)  # in memory: no network on the request path
         started = time.monotonic()
         metrics.metrics_flush()
@@ -235,7 +235,7 @@ def test_metrics_store_down_neither_fails_requests_nor_the_scrape(client: Client
 
 
 def test_recording_is_buffered_and_flushed_in_the_background(client: Client) -> None:
-    from core.redis import redis_client
+    from core.redis import plain_redis_client as redis_client
 
     metrics.events_accepted(3)
     assert not redis_client().exists(metrics.EVENTS_ACCEPTED.key), "nothing written on the request path"

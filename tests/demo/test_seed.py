@@ -52,7 +52,7 @@ def test_seed_via_db_creates_the_requested_counts(event_types: None) -> None:
     assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 2500
     assert "40 videos, 2500 events" in out.getvalue()
     # Every video of the history is in the metadata cache, and the rankings agree with Postgres.
-    assert redis_client().exists(rk.READY)
+    assert redis_client().exists(rk.ready_key(rk.GLOBAL))
     call_command("reindex", "--check", stdout=io.StringIO())
 
 

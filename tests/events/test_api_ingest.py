@@ -22,7 +22,7 @@ from core.redis import redis_client
 from events.ingest import api_key_create
 from events.models import ApiKey, EventType
 from events.selectors import event_type_names_cache_clear
-from leaderboard.keys import video_key
+from leaderboard import keys as rk
 from scoring.catalog_sync import video_cache_sync
 
 URL = "/api/v1/events/"
@@ -120,7 +120,9 @@ def video(make_video: Callable[..., Any]) -> Any:
 
 def evict(*videos: Any) -> None:
     """Drop videos from the Redis metadata cache, as on a cold or rebuilding cache."""
-    redis_client().delete(*(video_key(v.id) for v in videos))
+    for v in videos:
+        redis_client().hdel(rk.STATUS, str(v.id))
+        redis_client().hdel(rk.meta_key(rk.GLOBAL), str(v.id))
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:

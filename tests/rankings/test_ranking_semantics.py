@@ -19,7 +19,7 @@ from tests.conftest import wire
 from tests.factories import CategoryFactory
 from videos.services import video_set_status
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 
 Apply = Callable[[list[str]], Any]
 MakeVideo = Callable[..., Any]

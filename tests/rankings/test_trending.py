@@ -17,7 +17,7 @@ from scoring.ledger import trending_rebase
 from scoring.rebuild import rankings_rebuild
 from tests.conftest import wire
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 
 
 class Clock:

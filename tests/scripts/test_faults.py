@@ -17,6 +17,8 @@ from scoring.rebuild import rankings_rebuild
 from tests.processes import Proc, beat, bridge, worker
 from tests.scripts_loader import load_script
 
+pytestmark = pytest.mark.cluster
+
 faults = load_script("faults")
 
 

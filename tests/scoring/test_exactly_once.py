@@ -10,12 +10,14 @@ import pytest
 from django.db import connection
 
 from core.redis import redis_client
-from leaderboard.keys import READY
+from leaderboard import keys as rk
 from rankings.selectors import ranking_top
 from scoring.ledger import batch_process, batch_store, batches_repair
 from scoring.models import Batch
 from scoring.rebuild import rankings_ensure_built, rankings_rebuild
 from tests.conftest import wire
+
+pytestmark = pytest.mark.cluster
 
 
 def scores(window: str = "day", category: str | None = None) -> dict[int, float]:
@@ -61,7 +63,7 @@ def test_apply_running_twice_after_a_lost_acknowledgement_counts_once(
     video = make_video()
     batch_id = store([wire(video.id, "comment")])
     batch_process(batch_id=batch_id)
-    deltas = Batch.objects.get(id=batch_id).deltas or []
+    deltas = Batch.objects.get(id=batch_id).deltas or {}
     # Redis applied it but the worker died before recording that in Postgres.
     Batch.objects.filter(id=batch_id).update(applied_at=None)
     deltas_apply(batch_id=batch_id, deltas=deltas)
@@ -82,7 +84,7 @@ def test_redis_wiped_rankings_come_back_identical(make_video: Callable[..., Any]
     apply_events([wire(a.id, "share"), wire(b.id, "like"), wire(c.id, "watch", watch_seconds=60)])
     before = all_windows()
     redis_client().flushdb()
-    assert not redis_client().exists(READY)
+    assert not redis_client().exists(rk.ready_key(rk.GLOBAL))
     assert rankings_ensure_built() is True
     after = all_windows()
     trending_before, trending_after = before.pop("trending"), after.pop("trending")

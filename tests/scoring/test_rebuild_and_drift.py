@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections import defaultdict
@@ -23,7 +24,7 @@ from scoring.management.commands import reindex as reindex_command
 from scoring.models import HourlyCounter, WindowState
 from videos.models import Video
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 
 
 @pytest.fixture
@@ -121,10 +122,11 @@ def test_check_sees_stale_metadata_and_unbuilt_rankings(seeded: None) -> None:
     client = redis_client()
     video = Video.objects.filter(status="published").first()
     assert video is not None
-    client.hset(rk.video_key(video.id), "status", "hidden")
+    packed = json.loads(client.hget(rk.meta_key(rk.GLOBAL), str(video.id)))
+    client.hset(rk.meta_key(rk.GLOBAL), str(video.id), json.dumps({**packed, "status": "hidden"}))
     code, out = check()
     assert code == 1 and f"video {video.id}: redis hidden/" in out
-    client.delete(rk.READY)
+    client.delete(rk.ready_key(rk.GLOBAL))
     assert check()[0] == 1
 
 

@@ -21,6 +21,8 @@ from scoring.models import Batch
 from scoring.rebuild import rankings_rebuild
 from tests.processes import bridge, running, wait_for, worker
 
+pytestmark = pytest.mark.cluster
+
 
 @dataclass
 class FakeRecord:
