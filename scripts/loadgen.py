@@ -1,8 +1,8 @@
 """HTTP load generator: a fleet of client apps posting engagement events to the API.
 
-Standard library only (threads, one keep-alive http.client connection each), so
-it runs from any Python 3.11 without the project's dependencies. Loopback
-targets only, and always bounded in time.
+Standard library only (threads, one keep-alive connection each, through
+scripts/httpclient.py beside it), so it runs from any Python 3.11 without the
+project's dependencies. Loopback targets only, and always bounded in time.
 
     python scripts/loadgen.py --api-key KEY --duration 30 --concurrency 8 --rate 2000 --batch 50
 
@@ -15,7 +15,6 @@ Videos come from ``GET /api/v1/videos/`` (published ones, paged) unless a
 from __future__ import annotations
 
 import argparse
-import http.client
 import itertools
 import json
 import math
@@ -28,9 +27,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from httpclient import TRANSPORT_ERRORS, Client, api_key_headers, loopback_address  # scripts/ is on sys.path
+
 EVENTS_PATH = "/api/v1/events/"
 VIDEOS_PATH = "/api/v1/videos/"
 MAX_DURATION_S = 3600
@@ -42,15 +41,16 @@ class Target:
     host: str
     port: int
 
-    def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.host, self.port, **kwargs)
 
 
 def target_parse(url: str) -> Target:
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
-        raise SystemExit(f"loadgen: only http:// on the loopback interface is allowed, not {url!r}")
-    return Target(parts.hostname, parts.port or 80)
+    try:
+        host, port, _ = loopback_address(url)
+    except ValueError as exc:
+        raise SystemExit(f"loadgen: {exc}") from None
+    return Target(host, port)
 
 
 def mix_parse(text: str) -> dict[str, float]:
@@ -76,22 +76,17 @@ def videos_parse(text: str) -> list[tuple[int, int | None]]:
 
 def videos_fetch(target: Target, limit: int) -> list[tuple[int, int | None]]:
     """Published videos from the catalogue API, paged, with their durations."""
-    conn = target.connect()
     found: list[tuple[int, int | None]] = []
-    try:
+    with target.client() as client:
         while len(found) < limit:
-            conn.request("GET", f"{VIDEOS_PATH}?limit=100&offset={len(found)}")
-            response = conn.getresponse()
-            body = response.read()
+            response = client.get(f"{VIDEOS_PATH}?limit=100&offset={len(found)}")
             if response.status != 200:
-                raise SystemExit(f"loadgen: GET {VIDEOS_PATH} answered {response.status}: {body[:300]!r}")
-            page = json.loads(body)
+                raise SystemExit(f"loadgen: GET {VIDEOS_PATH} answered {response.status}: {response.body[:300]!r}")
+            page = response.json()
             rows = page.get("results", [])
             found.extend((int(v["id"]), v.get("duration_seconds")) for v in rows)
             if not rows or not page.get("next"):
                 break
-    finally:
-        conn.close()
     return found[:limit]
 
 
@@ -193,34 +188,27 @@ def worker(
     *, target: Target, api_key: str, workload: Workload, pacer: Pacer, stats: Stats, deadline: float, seed: int
 ) -> None:
     rng = random.Random(seed)
-    headers = {"Content-Type": "application/json", "Authorization": f"Api-Key {api_key}"}
-    conn: http.client.HTTPConnection | None = None
+    client = target.client(headers=api_key_headers(api_key))
     while stats.fatal is None and pacer.wait(workload.batch, deadline):
         body = json.dumps({"events": workload.events(rng)}).encode()
         started = time.monotonic()
+        client.timeout = max(1.0, deadline - started + 5)  # no request outlives the run by much
         try:
-            if conn is None:
-                conn = target.connect(timeout=max(1.0, deadline - started + 5))
-            conn.request("POST", EVENTS_PATH, body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-            latency = time.monotonic() - started
-            accepted = 0
-            if response.status == 202:
-                accepted = int(json.loads(payload).get("accepted", 0))
-            stats.record(str(response.status), latency, accepted)
-            if response.status != 202 and stats.first_error is None:
-                stats.first_error = f"{response.status}: {payload[:300].decode(errors='replace')}"
-            if response.status in (401, 403):
-                stats.fatal = f"the API refused the key ({response.status}): {payload[:200].decode(errors='replace')}"
-        except (OSError, http.client.HTTPException) as exc:
+            response = client.post(EVENTS_PATH, body)
+        except TRANSPORT_ERRORS as exc:
             stats.record(type(exc).__name__, time.monotonic() - started, 0)
-            if conn is not None:
-                conn.close()
-            conn = None
             time.sleep(0.05)
-    if conn is not None:
-        conn.close()
+            continue
+        latency = time.monotonic() - started
+        accepted = 0
+        if response.status == 202:
+            accepted = int(response.json().get("accepted", 0))
+        stats.record(str(response.status), latency, accepted)
+        if response.status != 202 and stats.first_error is None:
+            stats.first_error = f"{response.status}: {response.body[:300].decode(errors='replace')}"
+        if response.status in (401, 403):
+            stats.fatal = f"the API refused the key ({response.status}): {response.body[:200].decode(errors='replace')}"
+    client.close()
     with stats.lock:
         stats.finished_at = max(stats.finished_at, time.monotonic())
 

@@ -1,0 +1,117 @@
+"""The HTTP client every script here uses: keep-alive connections to a loopback server.
+
+Standard library only: scripts/loadgen.py runs from any Python 3.11 without the
+project's dependencies. The scripts import it as a sibling (scripts/ is on sys.path
+when one of them runs as a script).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# What a request can fail with below HTTP: refused, reset, timed out, or a malformed answer.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException)
+
+# A kept-alive connection that the server has meanwhile closed (its keep-alive timeout)
+# fails like this on the next request, before the server has read it.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def loopback_address(url: str) -> tuple[str, int, str]:
+    """(host, port, path) of an ``http://`` URL on the loopback interface; ValueError otherwise.
+
+    The load and fault tools only ever talk to servers on this machine.
+    """
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+        raise ValueError(f"only http:// on the loopback interface is allowed, not {url!r}")
+    return parts.hostname, parts.port or 80, parts.path or "/"
+
+
+def api_key_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Api-Key {key}"}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to a loopback server, not shared between threads.
+
+    After a failure the connection is closed and the next request opens a new one. A
+    request that finds its kept-alive connection closed by the server is sent once more
+    on a fresh connection: the server never read it, so this is not a resend of
+    something it may have processed.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+        if host not in LOOPBACK:
+            raise ValueError(f"only loopback servers, not {host!r}")
+        self.host = host
+        self.port = port
+        self.headers = dict(headers or {})
+        self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    @property
+    def timeout(self) -> float | None:
+        return self._conn.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        """For the next requests, on this connection and the ones opened after it."""
+        self._conn.timeout = seconds
+        if self._conn.sock is not None:
+            self._conn.sock.settimeout(seconds)
+
+    def request(
+        self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """The answer, whatever its status; raises one of TRANSPORT_ERRORS when there is none."""
+        all_headers = {**self.headers, **(headers or {})}
+        reused = self._conn.sock is not None
+        try:
+            return self._exchange(method, path, body, all_headers)
+        except _STALE:
+            if not reused:
+                raise
+        return self._exchange(method, path, body, all_headers)
+
+    def _exchange(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        try:
+            self._conn.request(method, path, body=body, headers=headers)
+            response = self._conn.getresponse()
+            return Response(response.status, response.read())
+        except TRANSPORT_ERRORS:
+            self._conn.close()
+            raise
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: bytes) -> Response:
+        """POST a body that is JSON already (the load generators build theirs as bytes)."""
+        return self.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+
+    def post_json(self, path: str, payload: Any) -> Response:
+        return self.post(path, json.dumps(payload).encode())
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
