@@ -100,12 +100,12 @@ class Client:
     def get(self, path: str) -> Response:
         return self.request("GET", path)
 
-    def post(self, path: str, body: bytes) -> Response:
+    def post(self, path: str, body: bytes, *, headers: dict[str, str] | None = None) -> Response:
         """POST a body that is JSON already (the load generators build theirs as bytes)."""
-        return self.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        return self.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
 
-    def post_json(self, path: str, payload: Any) -> Response:
-        return self.post(path, json.dumps(payload).encode())
+    def post_json(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Response:
+        return self.post(path, json.dumps(payload).encode(), headers=headers)
 
     def close(self) -> None:
         self._conn.close()

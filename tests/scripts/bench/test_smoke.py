@@ -1,6 +1,6 @@
 """The benchmark's measurement code on a minuscule data set, against the test servers.
 
-scripts/bench.py runs for minutes on a million videos; this proves in seconds
+scripts/bench runs for minutes on a million videos; this proves in seconds
 that each of its measurements (ingest through the real bridge and worker,
 freshness, HTTP reads with the Python load generator, reindex and memory, the
 naive Postgres comparison, the in-process reads) and its report still work.
@@ -9,6 +9,7 @@ wrk and the leaderboard library's virtualenv are left to the real benchmark.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,17 @@ from rankings.services import rankings_rebuild
 from tests.processes import bridge, process_env, worker
 from tests.scripts_loader import load_script
 
-bench = load_script("bench")
+freshness = load_script("bench.freshness")
+ingest = load_script("bench.ingest")
+naive = load_script("bench.naive")
+ours = load_script("bench.ours")
+plot = load_script("bench.plot")
+reads = load_script("bench.reads")
+reindex = load_script("bench.reindex")
+report = load_script("bench.report")
+servers = load_script("bench.servers")
+traffic = load_script("bench.traffic")
+util = load_script("bench.util")
 
 
 @pytest.mark.e2e
@@ -40,29 +51,29 @@ def test_every_measurement_runs_on_a_tiny_data_set(
     port = int(urlsplit(live_server.url).port or 80)
 
     # Rebuild first, while nothing else writes to Redis (it flushes the test database's keys).
-    reindex = bench.reindex_run(env=process_env(), client=client, fresh=True)
-    assert reindex["wall_s"] > 0 and reindex["memory_bytes"] >= 0
+    rebuild = reindex.reindex_run(env=process_env(), client=client, fresh=True)
+    assert rebuild["wall_s"] > 0 and rebuild["memory_bytes"] >= 0
 
     probe_ids = [videos[0].id, videos[1].id]
-    traffic = bench.Traffic.load(zipf=1.0, exclude=set(probe_ids))
-    assert sorted(traffic.video_ids) == sorted(v.id for v in videos[2:])
-    body = bench.events_body(traffic, bench.random.Random(1), 3, "u", 0)
+    workload = traffic.Traffic.load(zipf=1.0, exclude=set(probe_ids))
+    assert sorted(workload.video_ids) == sorted(v.id for v in videos[2:])
+    body = traffic.events_body(workload, random.Random(1), 3, "u", 0)
     assert body.count(b'"video_id"') == 3
 
     group = f"bench-smoke-{uuid.uuid4().hex[:8]}"
     procs = {"bridge": bridge(tmp_path, group=group), "worker": worker(tmp_path)}
     try:
         cpu_pids = {name: proc.popen.pid for name, proc in procs.items()}
-        ingest = bench.ingest_run(
-            port=port, api_key=key, traffic=traffic, clients=1, seconds=1.0, cpu_pids=cpu_pids, batch=50,
+        ingested = ingest.ingest_run(
+            port=port, api_key=key, traffic=workload, clients=1, seconds=1.0, cpu_pids=cpu_pids, batch=50,
             drain_timeout=60,
         )  # fmt: skip
-        assert ingest["complete"], ingest
-        assert ingest["events"] > 0 and ingest["errors"] == 0
-        assert set(ingest["cpu_s_per_1k"]) == {"bridge", "worker", "load generator", "other processes"}
+        assert ingested["complete"], ingested
+        assert ingested["events"] > 0 and ingested["errors"] == 0
+        assert set(ingested["cpu_s_per_1k"]) == {"bridge", "worker", "load generator", "other processes"}
 
-        fresh = bench.freshness_run(
-            port=port, api_key=key, traffic=traffic, probe_ids=probe_ids, seconds=1.5, rate=200, batch=20
+        fresh = freshness.freshness_run(
+            port=port, api_key=key, traffic=workload, probe_ids=probe_ids, seconds=1.5, rate=200, batch=20
         )
         assert fresh["probes"] >= 1 and fresh["lost"] == 0, fresh
     finally:
@@ -70,21 +81,21 @@ def test_every_measurement_runs_on_a_tiny_data_set(
             proc.stop()
 
     paths = ["/api/v1/rankings/?window=day&limit=20", *(f"/api/v1/rankings/videos/{v.id}/" for v in videos[2:])]
-    reads = bench.py_http_run(port=port, paths=paths, connections=2, seconds=1.0)
-    assert reads["rps"] > 0 and reads["errors"] == 0, reads
-    ours = bench.in_process_reads(video_ids=[v.id for v in videos[2:]], samples=5)
-    assert ours["top20_p50_ms"] > 0
+    read = reads.py_http_run(port=port, paths=paths, connections=2, seconds=1.0)
+    assert read["rps"] > 0 and read["errors"] == 0, read
+    in_process = ours.in_process_reads(video_ids=[v.id for v in videos[2:]], samples=5)
+    assert in_process["top20_p50_ms"] > 0
 
     try:
-        load = bench.naive_load()
+        load = naive.naive_load()
         with connection.cursor() as cur:
             cur.execute("SELECT COALESCE(SUM(events), 0) FROM events_hourlycounter")
-            assert load["rows"] == cur.fetchone()[0] >= ingest["events"]  # one row per counted event
-        naive = {
-            **bench.naive_ingest_run(traffic=traffic, seconds=0.5, processes=1),
-            **bench.naive_reads_run(video_ids=[v.id for v in videos[2:]], samples=2),
+            assert load["rows"] == cur.fetchone()[0] >= ingested["events"]  # one row per counted event
+        baseline = {
+            **naive.naive_ingest_run(traffic=workload, seconds=0.5, processes=1),
+            **naive.naive_reads_run(video_ids=[v.id for v in videos[2:]], samples=2),
         }
-        assert naive["inserts_per_s"] > 0 and naive["top20_p50_ms"] > 0
+        assert baseline["inserts_per_s"] > 0 and baseline["top20_p50_ms"] > 0
         with connection.cursor() as cur:
             cur.execute("SELECT count(*) FROM bench_naive_event")
             assert cur.fetchone()[0] == load["rows"]  # the timed inserts are taken out again
@@ -94,27 +105,27 @@ def test_every_measurement_runs_on_a_tiny_data_set(
 
     results = {
         "profile": {"name": "quick", "runs": 1},
-        "machine": bench.machine_info(client),
+        "machine": servers.machine_info(client),
         "dataset": {
             "videos": len(videos),
             "users": 0,
             "events": 0,
             "zipf": 1.0,
             "counter_rows": 0,
-            "ranked_all": reindex["ranked_all"],
-            "ranked_day": reindex["ranked_day"],
+            "ranked_all": rebuild["ranked_all"],
+            "ranked_day": rebuild["ranked_day"],
         },
         "layout": {"web": "live server", "worker": "threads", "clients": 1},
-        "reindex": {"runs": [reindex], "median": bench.median_of([reindex]), "memory": reindex},
-        "ingest": {"runs": [ingest], "median": bench.median_of([ingest])},
-        "freshness": {"runs": [fresh], "median": bench.median_of([fresh])},
+        "reindex": {"runs": [rebuild], "median": util.median_of([rebuild]), "memory": rebuild},
+        "ingest": {"runs": [ingested], "median": util.median_of([ingested])},
+        "freshness": {"runs": [fresh], "median": util.median_of([fresh])},
         "reads": {
-            "runs": [{"top20": reads_row(reads), "video": reads_row(reads)}],
-            "median": {"top20": reads_row(reads), "video": reads_row(reads)},
+            "runs": [{"top20": reads_row(read), "video": reads_row(read)}],
+            "median": {"top20": reads_row(read), "video": reads_row(read)},
         },
         "compare": {
-            "ours": {"ingest_per_s": ingest["end_to_end_per_s"], **ours},
-            "naive": naive,
+            "ours": {"ingest_per_s": ingested["end_to_end_per_s"], **in_process},
+            "naive": baseline,
             "naive_rows": load["rows"],
             "naive_load_s": load["load_s"],
             "naive_ingest_x": 1.0,
@@ -126,16 +137,16 @@ def test_every_measurement_runs_on_a_tiny_data_set(
         "command": "test",
     }
     doc, png = tmp_path / "benchmarks.md", tmp_path / "benchmarks.png"
-    bench.doc_update(results, path=doc)
+    report.doc_update(results, path=doc)
     text = doc.read_text()
     assert "Ingest, end to end" in text and "(not run yet)" in text  # the full section stays untouched
-    bench.plot(bench.doc_results(doc), path=png)
+    plot.plot(report.doc_results(doc), path=png)
     assert png.stat().st_size > 10_000
 
 
-def reads_row(reads: dict[str, Any]) -> dict[str, Any]:
+def reads_row(read: dict[str, Any]) -> dict[str, Any]:
     return {
-        "max_rps": reads["rps"], "max_p50_ms": reads["p50_ms"], "max_p99_ms": reads["p99_ms"],
-        "max_connections": reads["connections"], "paced_rps": reads["rps"], "paced_p50_ms": reads["p50_ms"],
-        "paced_p99_ms": reads["p99_ms"], "errors": reads["errors"],
+        "max_rps": read["rps"], "max_p50_ms": read["p50_ms"], "max_p99_ms": read["p99_ms"],
+        "max_connections": read["connections"], "paced_rps": read["rps"], "paced_p50_ms": read["p50_ms"],
+        "paced_p99_ms": read["p99_ms"], "errors": read["errors"],
     }  # fmt: skip
