@@ -1,14 +1,27 @@
-"""The HTTP client every script here uses: keep-alive connections to a loopback server.
+"""The HTTP client every script here uses: keep-alive connections to a loopback server,
+and the send schedule of a paced load (open loop).
 
 Standard library only: scripts/loadgen.py runs from any Python 3.11 without the
 project's dependencies. The scripts import it as a sibling (scripts/ is on sys.path
 when one of them runs as a script).
+
+Open loop: a paced load sends request n at ``start + n / rate`` whatever happened to
+the earlier ones, and each request's latency runs from that scheduled time, not from
+when it was actually sent. A closed loop (send, wait, send the next) stops sending
+while the server stalls, so a half-second stall shows in the one request that was
+waiting and none of the ones that should have been sent meanwhile; their delay is
+never measured and the percentiles look better than what a client would have seen
+(coordinated omission). Measuring from the schedule puts the stall in every request
+it held back.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -115,3 +128,62 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Schedule:
+    """Send times for one paced load, shared by its sending threads.
+
+    With a ``rate`` (requests/s) slot n is due at ``start + n / rate`` (open loop; see the
+    module's docstring): ``next()`` hands the slots out in order and sleeps until the one
+    it hands out is due. A sender that is behind gets a slot that is already due and sends
+    at once; the caller measures the latency from the slot it got. Slots keep their times
+    however far behind the senders fall, so the offered load stays the asked-for rate and
+    nothing that a stall delayed is left out. Without a rate (closed loop: as fast as the
+    answers come) every slot is "now", from ``start`` on.
+
+    Slots due before ``end`` are still sent after it for at most ``drain_s`` seconds
+    (bounded runs); the ones never handed out are ``unsent``: if there are any, the
+    senders could not keep up with the rate and the latencies understate that.
+    """
+
+    def __init__(self, rate: float | None, *, end: float, start: float | None = None, drain_s: float = 5.0) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive (None: closed loop)")
+        self.rate = rate
+        self.start = time.monotonic() if start is None else start
+        self.end = end
+        self.stop_at = end + drain_s
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def _slot(self, n: int) -> float:
+        assert self.rate is not None
+        return self.start + n / self.rate
+
+    def next(self) -> float | None:
+        """The send time of the caller's next request, once it is due; None when the run is over."""
+        now = time.monotonic()
+        if self.rate is None:
+            if now < self.start:
+                time.sleep(self.start - now)
+                now = self.start
+            return now if now < self.end else None
+        with self._lock:
+            slot = self._slot(self._taken)
+            if slot >= self.end or now >= self.stop_at:
+                return None
+            self._taken += 1
+        if slot > now:
+            time.sleep(slot - now)
+        return slot
+
+    @property
+    def unsent(self) -> int:
+        """Slots due before the end that no sender took (0 for a closed loop)."""
+        if self.rate is None:
+            return 0
+        with self._lock:
+            due = math.ceil((self.end - self.start) * self.rate)  # slots 0 .. due-1 are before the end,
+            while due > 0 and self._slot(due - 1) >= self.end:  # by the test next() makes, rounding included
+                due -= 1
+            return max(due - self._taken, 0)

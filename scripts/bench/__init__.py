@@ -9,8 +9,9 @@ processes. Then, in one run:
    until every event is counted and applied to the sorted sets; CPU per component;
 2. freshness: POST accepted -> score changed in ``GET /rankings/videos/<id>/``
    under a steady 1,000 events/s background load;
-3. reads: ``/rankings/?window=day&limit=20`` and ``/rankings/videos/<id>/`` with
-   wrk (closed loop for the maximum, paced at 500 req/s for latency);
+3. reads: ``/rankings/?window=day&limit=20`` and ``/rankings/videos/<id>/``, with
+   wrk for the closed-loop maximum, then paced at 500 req/s for the latency (open
+   loop: each request timed from its scheduled send time, see scripts/httpclient.py);
 4. rebuild: ``manage.py reindex`` time and Valkey memory per ranked video;
 5. side by side: the naive Postgres design (a row per event, GROUP BY at read
    time) and the ``leaderboard`` library (one ZINCRBY per event).

@@ -121,7 +121,7 @@ class Bench:
         stage("tools", "(wrk from Debian)")
         subprocess.run(["bash", str(ROOT / "scripts" / "install_bench_tools.sh")], check=False)
         if not wrk_available():
-            say("  wrk unavailable: reads use the Python keep-alive load generator instead")
+            say("  wrk unavailable: the closed-loop reads use the Python load generator instead")
 
         stage("servers", "(PostgreSQL, Valkey, Tansu from wheels)")
         self.stack = bench_stack()

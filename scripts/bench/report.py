@@ -145,7 +145,7 @@ def render_section(res: dict[str, Any]) -> str:
         out.append("")
     rd = res.get("reads")
     if rd:
-        out.append("#### Reads (gunicorn, wrk)")
+        out.append("#### Reads (gunicorn; the paced load is open loop)")
         out.append("")
         rows = []
         for name, label in (("top20", "`/rankings/?window=day&limit=20`"), ("video", "`/rankings/videos/<id>/`")):
@@ -160,7 +160,7 @@ def render_section(res: dict[str, Any]) -> str:
                     fmt_runs([x["max_rps"] for x in r]),
                 )
             )
-            rows.append((label, "paced, 32 conns", _fmt(med["paced_rps"]), _fmt(med["paced_p50_ms"], 1),
+            rows.append((label, "paced (open loop), 32 conns", _fmt(med["paced_rps"]), _fmt(med["paced_p50_ms"], 1),
                          _fmt(med["paced_p99_ms"], 1), fmt_runs([x["paced_p99_ms"] for x in r], 1)))  # fmt: skip
         out += _table(("Endpoint", "Load", "req/s", "p50 ms", "p99 ms", "Runs (req/s or p99)"), rows)
         out.append("")

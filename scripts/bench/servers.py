@@ -181,5 +181,7 @@ def machine_info(client: Any) -> dict[str, Any]:
         "postgres": pg,
         "valkey": server.get("valkey_version") or server.get("redis_version"),
         "commit": commit,
-        "load_tool": "wrk" if wrk_available() else "python keep-alive load generator (wrk not installable)",
+        "load_tool": "wrk (closed loop) and the Python open-loop generator (paced)"
+        if wrk_available()
+        else "Python keep-alive load generator, closed and open loop (wrk not installable)",
     }

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from httpclient import TRANSPORT_ERRORS, Client, api_key_headers
+from httpclient import TRANSPORT_ERRORS, Client, Schedule, api_key_headers
 
 from .config import BATCH
 
@@ -83,28 +83,24 @@ def _post_loop(
     *, port: int, api_key: str, traffic: Traffic, seed: int, prefix: str, deadline: float, batch: int,
     interval: float | None, out: Any,
 ) -> None:  # fmt: skip
-    """One client process: POST batches until the deadline (back to back, or one per ``interval``)."""
+    """One client process: POST batches until the deadline, back to back, or one per ``interval``
+    on a fixed schedule (open loop: each latency from the request's scheduled send time)."""
     rng = random.Random(seed)
     result = ClientResult()
     client = Client("127.0.0.1", port, timeout=60, headers=api_key_headers(api_key))
+    schedule = Schedule(None if interval is None else 1.0 / interval, end=deadline, drain_s=0.0)
     seq = 0
-    next_at = time.monotonic()
     while True:
-        now = time.monotonic()
-        if now >= deadline:
+        body = events_body(traffic, rng, batch, prefix, seq)  # built before its send time: not timed
+        slot = schedule.next()
+        if slot is None:
             break
-        if interval is not None:
-            if now < next_at:
-                time.sleep(next_at - now)
-            next_at += interval
-        body = events_body(traffic, rng, batch, prefix, seq)
-        started = time.perf_counter()
         try:
             response = client.post(EVENTS_PATH, body)
         except TRANSPORT_ERRORS as exc:
             result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
             continue
-        result.latencies.append(time.perf_counter() - started)
+        result.latencies.append(time.monotonic() - slot)
         result.requests += 1
         if response.status == 202:
             result.events += batch

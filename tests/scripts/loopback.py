@@ -59,6 +59,7 @@ def loopback_serve() -> Iterator[LoopbackServer]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like gunicorn
+        disable_nagle_algorithm = True  # the headers and the body are two writes: no 40 ms delayed-ACK wait
 
         def setup(self) -> None:
             super().setup()

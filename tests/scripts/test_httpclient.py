@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -52,3 +53,33 @@ def test_only_loopback_http(url: str) -> None:
 def test_loopback_address() -> None:
     assert httpclient.loopback_address("http://127.0.0.1:8123/api/v1/events/") == ("127.0.0.1", 8123, "/api/v1/events/")
     assert httpclient.loopback_address("localhost:9000") == ("localhost", 9000, "/")
+
+
+def test_schedule_keeps_each_send_time_when_the_sender_falls_behind() -> None:
+    start = time.monotonic() + 0.05
+    schedule = httpclient.Schedule(100.0, start=start, end=start + 1.0)
+    first = schedule.next()
+    assert first == start and time.monotonic() >= start  # slept until it was due
+    time.sleep(0.2)  # a stalled request: 20 slots fall due meanwhile
+    caught_up = [schedule.next() for _ in range(20)]
+    assert caught_up == [start + n / 100.0 for n in range(1, 21)]  # handed out at once, times unchanged
+    assert time.monotonic() - start < 0.3
+
+
+def test_schedule_drains_late_slots_for_a_bounded_time_and_counts_the_rest() -> None:
+    start = time.monotonic()
+    schedule = httpclient.Schedule(100.0, start=start, end=start + 0.1, drain_s=0.1)
+    time.sleep(0.15)  # past the end, inside the drain time: the 10 slots are still sent
+    assert [schedule.next() for _ in range(3)] == [start, start + 0.01, start + 0.02]
+    time.sleep(0.1)  # past the drain time
+    assert schedule.next() is None
+    assert schedule.unsent == 7
+
+
+def test_closed_loop_schedule_is_now_until_the_end() -> None:
+    start = time.monotonic() + 0.05
+    schedule = httpclient.Schedule(None, start=start, end=start + 0.1)
+    slot = schedule.next()
+    assert slot is not None and slot >= start
+    time.sleep(0.12)
+    assert schedule.next() is None and schedule.unsent == 0
