@@ -32,7 +32,7 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException)
 
 # A kept-alive connection that the server has meanwhile closed (its keep-alive timeout)
-# fails like this on the next request, before the server has read it.
+# fails like this on the next request.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
@@ -64,9 +64,10 @@ class Client:
     """One keep-alive HTTP/1.1 connection to a loopback server, not shared between threads.
 
     After a failure the connection is closed and the next request opens a new one. A
-    request that finds its kept-alive connection closed by the server is sent once more
-    on a fresh connection: the server never read it, so this is not a resend of
-    something it may have processed.
+    request that finds its kept-alive connection closed by the server is sent once more,
+    on a fresh connection: that is what a server's keep-alive timeout does to an idle
+    connection, before reading anything from it. Only then, and only once; any other
+    failure is the caller's to count.
     """
 
     def __init__(self, host: str, port: int, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
