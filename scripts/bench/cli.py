@@ -39,7 +39,7 @@ from .config import (
 )
 from .freshness import freshness_run
 from .ingest import ingest_run
-from .leaderboard import leaderboard_run, leaderboard_venv
+from .leaderboard_lib import leaderboard_run, leaderboard_venv
 from .naive import naive_ingest_run, naive_load, naive_reads_run
 from .ours import in_process_reads, leaderboard_stream, redis_stage_run
 from .plot import plot
