@@ -64,10 +64,10 @@ stack-down: $(STAMP)
 	$(DEVSTACK) --dir .devdata/run down
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench
 
 bench-quick: $(STAMP)
-	$(BIN)/python scripts/bench.py --quick
+	$(BIN)/python scripts/bench --quick
 
 clean:
 	-$(DEVSTACK) --dir .devdata/run down

@@ -1,4 +1,4 @@
-"""The ``leaderboard`` library (3.7.3) on the benchmark's event stream; see scripts/bench.py.
+"""The ``leaderboard`` library (3.7.3) on the benchmark's event stream; see scripts/bench/leaderboard_lib.py.
 
 Runs in its own virtualenv (``leaderboard==3.7.3 redis==2.10.6``: the library
 only works with redis-py 2.x), so it imports nothing from the project. It talks
@@ -24,7 +24,7 @@ import sys
 import time
 
 
-# The same linear interpolation as bench.percentile: this file cannot import the project.
+# The same linear interpolation as bench.util.percentile: this file cannot import the project.
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

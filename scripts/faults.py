@@ -18,8 +18,6 @@ import os
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leaderboard.windows import WINDOW_BITS
+from httpclient import TRANSPORT_ERRORS, Client, api_key_headers, loopback_address  # scripts/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_503_RETRIES = 120  # one minute of retries at 0.5 s
@@ -197,7 +195,7 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
     from core.redis import redis_client
     from events.models import EventType
     from leaderboard import keys as rk
-    from leaderboard.windows import epoch, hour_floor, window_mask
+    from leaderboard.windows import WINDOW_BITS, epoch, hour_floor, window_mask
     from scoring.models import HourlyCounter
 
     types = {t.name: t for t in EventType.objects.all()}
@@ -254,22 +252,16 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
 
 
 def http_poster(url: str, key: str) -> Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]:
-    """POST event batches with an API key; a refused connection reads as 503 (retry the same ids)."""
+    """POST event batches with an API key; no answer at all (refused, reset) reads as 503: retry the same ids."""
+    host, port, path = loopback_address(url)
+    client = Client(host, port, headers=api_key_headers(key))
 
     def post(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            url,
-            data=json.dumps({"events": events}).encode(),
-            headers={"Content-Type": "application/json", "X-API-Key": key},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except OSError:
+            response = client.post_json(path, {"events": events})
+        except TRANSPORT_ERRORS:
             return 503, {}
+        return response.status, response.json() or {}
 
     return post
 
@@ -288,7 +280,6 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "scripts"))
     import devstack
 
     stack = devstack.Stack(ROOT / ".devdata" / "faults")

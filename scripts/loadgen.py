@@ -1,13 +1,19 @@
 """HTTP load generator: a fleet of client apps posting engagement events to the API.
 
-Standard library only (threads, one keep-alive http.client connection each), so
-it runs from any Python 3.11 without the project's dependencies. Loopback
-targets only, and always bounded in time.
+Standard library only (threads, one keep-alive connection each, through
+scripts/httpclient.py beside it), so it runs from any Python 3.11 without the
+project's dependencies. Loopback targets only, and always bounded in time.
 
     python scripts/loadgen.py --api-key KEY --duration 30 --concurrency 8 --rate 2000 --batch 50
 
 Every second it prints the achieved event rate, HTTP status counts and request
 latency percentiles (p50/p95/p99), then a summary (``--json``: as one JSON line).
+
+With ``--rate`` the requests go out on a fixed schedule (open loop, see
+scripts/httpclient.py): each latency runs from the request's scheduled send time,
+so a server stall shows in every request it held back, not only in the one it was
+answering. Without ``--rate`` each client sends as soon as its previous answer is
+back (closed loop, for the most events/s) and latency runs from the send.
 Videos come from ``GET /api/v1/videos/`` (published ones, paged) unless a
 ``--videos`` range or list is given; their popularity follows Zipf(``--zipf``).
 """
@@ -15,7 +21,6 @@ Videos come from ``GET /api/v1/videos/`` (published ones, paged) unless a
 from __future__ import annotations
 
 import argparse
-import http.client
 import itertools
 import json
 import math
@@ -28,9 +33,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from httpclient import TRANSPORT_ERRORS, Client, Schedule, api_key_headers, loopback_address  # scripts/ is on sys.path
+
 EVENTS_PATH = "/api/v1/events/"
 VIDEOS_PATH = "/api/v1/videos/"
 MAX_DURATION_S = 3600
@@ -42,15 +47,16 @@ class Target:
     host: str
     port: int
 
-    def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.host, self.port, **kwargs)
 
 
 def target_parse(url: str) -> Target:
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
-        raise SystemExit(f"loadgen: only http:// on the loopback interface is allowed, not {url!r}")
-    return Target(parts.hostname, parts.port or 80)
+    try:
+        host, port, _ = loopback_address(url)
+    except ValueError as exc:
+        raise SystemExit(f"loadgen: {exc}") from None
+    return Target(host, port)
 
 
 def mix_parse(text: str) -> dict[str, float]:
@@ -76,22 +82,17 @@ def videos_parse(text: str) -> list[tuple[int, int | None]]:
 
 def videos_fetch(target: Target, limit: int) -> list[tuple[int, int | None]]:
     """Published videos from the catalogue API, paged, with their durations."""
-    conn = target.connect()
     found: list[tuple[int, int | None]] = []
-    try:
+    with target.client() as client:
         while len(found) < limit:
-            conn.request("GET", f"{VIDEOS_PATH}?limit=100&offset={len(found)}")
-            response = conn.getresponse()
-            body = response.read()
+            response = client.get(f"{VIDEOS_PATH}?limit=100&offset={len(found)}")
             if response.status != 200:
-                raise SystemExit(f"loadgen: GET {VIDEOS_PATH} answered {response.status}: {body[:300]!r}")
-            page = json.loads(body)
+                raise SystemExit(f"loadgen: GET {VIDEOS_PATH} answered {response.status}: {response.body[:300]!r}")
+            page = response.json()
             rows = page.get("results", [])
             found.extend((int(v["id"]), v.get("duration_seconds")) for v in rows)
             if not rows or not page.get("next"):
                 break
-    finally:
-        conn.close()
     return found[:limit]
 
 
@@ -106,9 +107,11 @@ class Stats:
     total_events: int = 0
     total_statuses: Counter[str] = field(default_factory=Counter)
     total_latencies: list[float] = field(default_factory=list)
+    started: float = 0.0
     fatal: str | None = None  # set when going on is pointless (key refused): every worker stops
     finished_at: float = 0.0  # when the last client finished its last request
     first_error: str | None = None  # one rejected request's answer, to say why
+    unsent: int = 0  # requests of the schedule never sent: the clients could not keep up with --rate
 
     def record(self, status: str, latency: float, accepted: int) -> None:
         with self.lock:
@@ -139,33 +142,6 @@ def latency_text(values: list[float]) -> str:
     return " ".join(f"p{p} {percentile(ordered, p) * 1000:7.1f}ms" for p in (50, 95, 99))
 
 
-class Pacer:
-    """Hands out send slots at ``rate`` events/s (0: as fast as possible).
-
-    A worker that falls more than a second behind does not burst to catch up:
-    the schedule moves on, so the offered load stays the asked-for rate.
-    """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.lock = threading.Lock()
-        self.next_at = time.monotonic()
-
-    def wait(self, events: int, deadline: float) -> bool:
-        if self.rate <= 0:
-            return time.monotonic() < deadline
-        with self.lock:
-            now = time.monotonic()
-            self.next_at = max(self.next_at, now - 1.0)
-            slot = self.next_at
-            self.next_at += events / self.rate
-        if slot >= deadline:
-            return False
-        if slot > now:
-            time.sleep(slot - now)
-        return True
-
-
 @dataclass(frozen=True)
 class Workload:
     videos: list[tuple[int, int | None]]
@@ -189,38 +165,33 @@ class Workload:
         return out
 
 
-def worker(
-    *, target: Target, api_key: str, workload: Workload, pacer: Pacer, stats: Stats, deadline: float, seed: int
-) -> None:
+def worker(*, target: Target, api_key: str, workload: Workload, schedule: Schedule, stats: Stats, seed: int) -> None:
+    """POST batches at the schedule's send times; each latency runs from the request's send time
+    on the schedule (open loop), so requests that a stall held back count the time they waited."""
     rng = random.Random(seed)
-    headers = {"Content-Type": "application/json", "Authorization": f"Api-Key {api_key}"}
-    conn: http.client.HTTPConnection | None = None
-    while stats.fatal is None and pacer.wait(workload.batch, deadline):
-        body = json.dumps({"events": workload.events(rng)}).encode()
-        started = time.monotonic()
+    client = target.client(headers=api_key_headers(api_key))
+    while stats.fatal is None:
+        body = json.dumps({"events": workload.events(rng)}).encode()  # built before its slot: not timed
+        slot = schedule.next()
+        if slot is None:
+            break
+        client.timeout = max(1.0, schedule.stop_at - time.monotonic() + 5)  # no request outlives the run by much
         try:
-            if conn is None:
-                conn = target.connect(timeout=max(1.0, deadline - started + 5))
-            conn.request("POST", EVENTS_PATH, body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-            latency = time.monotonic() - started
-            accepted = 0
-            if response.status == 202:
-                accepted = int(json.loads(payload).get("accepted", 0))
-            stats.record(str(response.status), latency, accepted)
-            if response.status != 202 and stats.first_error is None:
-                stats.first_error = f"{response.status}: {payload[:300].decode(errors='replace')}"
-            if response.status in (401, 403):
-                stats.fatal = f"the API refused the key ({response.status}): {payload[:200].decode(errors='replace')}"
-        except (OSError, http.client.HTTPException) as exc:
-            stats.record(type(exc).__name__, time.monotonic() - started, 0)
-            if conn is not None:
-                conn.close()
-            conn = None
+            response = client.post(EVENTS_PATH, body)
+        except TRANSPORT_ERRORS as exc:
+            stats.record(type(exc).__name__, time.monotonic() - slot, 0)
             time.sleep(0.05)
-    if conn is not None:
-        conn.close()
+            continue
+        latency = time.monotonic() - slot
+        accepted = 0
+        if response.status == 202:
+            accepted = int(response.json().get("accepted", 0))
+        stats.record(str(response.status), latency, accepted)
+        if response.status != 202 and stats.first_error is None:
+            stats.first_error = f"{response.status}: {response.body[:300].decode(errors='replace')}"
+        if response.status in (401, 403):
+            stats.fatal = f"the API refused the key ({response.status}): {response.body[:200].decode(errors='replace')}"
+    client.close()
     with stats.lock:
         stats.finished_at = max(stats.finished_at, time.monotonic())
 
@@ -245,6 +216,41 @@ def report_loop(*, stats: Stats, started: float, deadline: float, rate: float, t
             )
         if not any(t.is_alive() for t in threads) or time.monotonic() > deadline + 30:
             break  # a hung request cannot keep us past the bound: the clients are daemon threads
+
+
+def load_run(
+    *, target: Target, api_key: str, workload: Workload, concurrency: int, rate: float, duration: float, seed: int
+) -> Stats:
+    """``concurrency`` clients for ``duration`` seconds, at ``rate`` events/s in all (0: each as fast
+    as its answers come), printing a line per second."""
+    stats = Stats()
+    stats.started = time.monotonic()
+    deadline = stats.started + duration
+    schedule = Schedule(rate / workload.batch if rate > 0 else None, start=stats.started, end=deadline)
+    threads = [
+        threading.Thread(
+            target=worker,
+            kwargs={
+                "target": target,
+                "api_key": api_key,
+                "workload": workload,
+                "schedule": schedule,
+                "stats": stats,
+                "seed": seed * 1000 + i,
+            },
+            daemon=True,  # a request stuck past the bound must not keep the process alive
+        )
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        report_loop(stats=stats, started=stats.started, deadline=deadline, rate=rate, threads=threads)
+    except KeyboardInterrupt:
+        print("loadgen: interrupted", file=sys.stderr)
+    stats.interval()
+    stats.unsent = schedule.unsent
+    return stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,44 +302,25 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    stats = Stats()
-    pacer = Pacer(args.rate)
-    started = time.monotonic()
-    deadline = started + args.duration
-    threads = [
-        threading.Thread(
-            target=worker,
-            kwargs={
-                "target": target,
-                "api_key": args.api_key,
-                "workload": workload,
-                "pacer": pacer,
-                "stats": stats,
-                "deadline": deadline,
-                "seed": args.seed * 1000 + i,
-            },
-            daemon=True,  # a request stuck past the bound must not keep the process alive
-        )
-        for i in range(args.concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        report_loop(stats=stats, started=started, deadline=deadline, rate=args.rate, threads=threads)
-    except KeyboardInterrupt:
-        print("loadgen: interrupted", file=sys.stderr)
-    stats.interval()
+    stats = load_run(
+        target=target, api_key=args.api_key, workload=workload, concurrency=args.concurrency, rate=args.rate,
+        duration=args.duration, seed=args.seed,
+    )  # fmt: skip
     if stats.fatal:
         print(f"loadgen: stopped: {stats.fatal}", file=sys.stderr)
     elif stats.first_error:
         print(f"loadgen: first rejected request: {stats.first_error}", file=sys.stderr)
-    elapsed = (stats.finished_at or time.monotonic()) - started
+    if stats.unsent and not stats.fatal:
+        print(f"loadgen: {stats.unsent} requests of the schedule were never sent: the clients fell behind "
+              f"--rate (more --concurrency?); the latencies leave them out", file=sys.stderr)  # fmt: skip
+    elapsed = (stats.finished_at or time.monotonic()) - stats.started
     summary = {
         "seconds": round(elapsed, 2),
         "events_accepted": stats.total_events,
         "events_per_s": round(stats.total_events / elapsed, 1) if elapsed else 0.0,
         "requests": sum(stats.total_statuses.values()),
         "statuses": dict(sorted(stats.total_statuses.items())),
+        "unsent": stats.unsent,
         "latency_ms": {f"p{p}": round(percentile(sorted(stats.total_latencies), p) * 1000, 2) for p in (50, 95, 99)},
     }
     if args.json:

@@ -1,8 +1,13 @@
-"""Import a file of scripts/ as a module (scripts/ is not a package: its files run standalone)."""
+"""Import a module of scripts/ (scripts/ is not a package: its files run standalone).
+
+``load_script("loadgen")`` is scripts/loadgen.py, ``load_script("bench.reads")`` a module of
+the scripts/bench package. They are imported the way the scripts import one another when
+one runs: with scripts/ on sys.path.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,11 +16,8 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def load_script(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    module = importlib.import_module(name)
+    assert Path(module.__file__ or "").resolve().is_relative_to(SCRIPTS), f"{name} is not from scripts/: {module}"
     return module

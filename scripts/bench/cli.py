@@ -1,0 +1,315 @@
+"""The whole run, stage after stage, and the command line (``python scripts/bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from httpclient import TRANSPORT_ERRORS, Client
+
+import bench
+
+from .config import (
+    BATCH,
+    BENCH_DB,
+    BENCH_DIR,
+    BIN,
+    CELERY_CONCURRENCY,
+    CELERY_POOL,
+    DOC,
+    FULL,
+    INGEST_CLIENTS,
+    LEADERBOARD_DB,
+    PLOT,
+    QUICK,
+    READ_WARMUP_S,
+    ROOT,
+    WEB_THREADS,
+    WEB_WORKERS,
+    Profile,
+)
+from .freshness import freshness_run
+from .ingest import ingest_run
+from .leaderboard_lib import leaderboard_run, leaderboard_venv
+from .naive import naive_ingest_run, naive_load, naive_reads_run
+from .ours import in_process_reads, leaderboard_stream, redis_stage_run
+from .plot import plot
+from .reads import http_load, reads_run, wrk_available
+from .reindex import reindex_run
+from .report import doc_results, doc_update, fmt_runs, print_table
+from .servers import (
+    Service,
+    bench_stack,
+    database_recreate,
+    machine_info,
+    server_pids,
+    valkey_cpu_s,
+    valkey_wait_loaded,
+)
+from .traffic import Traffic
+from .util import free_port, median_of, say
+
+
+@dataclass
+class Bench:
+    profile: Profile
+    env: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+    port: int = 0
+    api_key: str = ""
+    stack: Any = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        return {**self.env, **extra}
+
+    def manage(self, *args: str, quiet: bool = False) -> str:
+        proc = subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=self.env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if quiet else None)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed: {proc.stdout[-1000:]}")
+        return proc.stdout
+
+    def start_services(self) -> dict[str, int]:
+        logs = BENCH_DIR / "logs"
+        self.port = free_port()
+        web = Service("web", [str(BIN / "gunicorn"), "ranking_site.wsgi:application", "-b", f"127.0.0.1:{self.port}",
+                              "-w", str(WEB_WORKERS), "-k", "gthread", "--threads", str(WEB_THREADS),
+                              "--backlog", "2048", "--keep-alive", "30"], self.env, logs)  # fmt: skip
+        bridge = Service("bridge", [str(BIN / "python"), "manage.py", "kafka_bridge", "--batch-size", "500",
+                                    "--max-wait-ms", "50", "--lag-every-s", "5"], self.env, logs)  # fmt: skip
+        worker = Service("worker", [str(BIN / "celery"), "-A", "ranking_site", "worker", "--pool", CELERY_POOL,
+                                    "--concurrency", str(CELERY_CONCURRENCY), "-l", "info", "--without-gossip",
+                                    "--without-mingle", "-n", "bench@%h"], self.env, logs)  # fmt: skip
+        self.services += [web, bridge, worker]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with suppress(*TRANSPORT_ERRORS), Client("127.0.0.1", self.port, timeout=2) as client:
+                if client.get("/healthz").status == 200:
+                    break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"gunicorn did not answer; see {web.log_path}")
+        worker.wait_for_log(r"ready", 60)
+        bridge.wait_for_log(r"assigned partitions", 60)
+        return {"web": web.pid, "bridge": bridge.pid, "worker": worker.pid}
+
+    def stop_services(self) -> None:
+        for service in reversed(self.services):
+            with suppress(Exception):
+                service.stop()
+        self.services.clear()
+
+    def run(self) -> dict[str, Any]:
+        prof = self.profile
+        started = time.monotonic()
+        stages = ["tools", "servers", "seed", "reindex", "services", "ingest", "freshness", "reads", "naive",
+                  "leaderboard", "report"]  # fmt: skip
+
+        def stage(name: str, note: str = "") -> None:
+            say(f"\n==> [{stages.index(name) + 1}/{len(stages)}] {name} {note}".rstrip())
+
+        stage("tools", "(wrk from Debian)")
+        subprocess.run(["bash", str(ROOT / "scripts" / "install_bench_tools.sh")], check=False)
+        if not wrk_available():
+            say("  wrk unavailable: the closed-loop reads use the Python load generator instead")
+
+        stage("servers", "(PostgreSQL, Valkey, Tansu from wheels)")
+        self.stack = bench_stack()
+        base = self.stack.up()
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ, **base,
+            "DATABASE_URL": database_recreate(base["DATABASE_URL"], BENCH_DB),
+            "DJANGO_SETTINGS_MODULE": "ranking_site.settings.base",
+            "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "THROTTLE_INGEST_PER_KEY": "10000000/min", "THROTTLE_INGEST_PER_IP": "10000000/min",
+            "KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group",
+            "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        os.environ.update(self.env)
+        import django
+
+        django.setup()
+        from core.kafka import topic_ensure
+        from core.redis import redis_client
+        from leaderboard import keys as rk
+
+        client = redis_client()
+        valkey_wait_loaded(client)
+        client.flushall()
+        self.manage("migrate", "-v0")
+        topic_ensure()
+        self.results["machine"] = machine_info(client)
+
+        stage("seed", f"({prof.videos:,} videos, {prof.events:,} events over 7 days)")
+        seed_out = self.manage("seed", "--videos", str(prof.videos), "--users", str(prof.users), "--events",
+                               str(prof.events), "--days", "7", "--via", "db", "--seed", "1", "--zipf", str(prof.zipf))  # fmt: skip
+        say("  " + seed_out.strip().replace("\n", "\n  "))
+        match = re.search(r"([0-9]+) counter rows", seed_out)
+        self.results["dataset"] = {"videos": prof.videos, "users": prof.users, "events": prof.events,
+                                   "zipf": prof.zipf, "counter_rows": int(match.group(1)) if match else None}  # fmt: skip
+
+        stage("reindex", f"(\u00d7{prof.runs}; memory measured from an empty Valkey)")
+        reindex = [reindex_run(env=self.env, client=client, fresh=(i == 0)) for i in range(prof.runs)]
+        self.results["reindex"] = {"runs": reindex, "median": median_of(reindex), "memory": reindex[0]}
+        say(f"  reindex: {fmt_runs([r['wall_s'] for r in reindex], 1)} s; "
+            f"{reindex[0]['bytes_per_ranked_video']:.0f} bytes per ranked video")  # fmt: skip
+        self.results["dataset"]["ranked_all"] = reindex[-1]["ranked_all"]
+        self.results["dataset"]["ranked_day"] = reindex[-1]["ranked_day"]
+
+        stage("services", "(gunicorn, kafka_bridge, celery worker)")
+        self.api_key = self.manage("create_api_key", "bench", "--quiet").strip().splitlines()[-1]
+        pids = self.start_services()
+        cpu_pids = {**pids, **server_pids(self.stack)}
+        self.results["layout"] = {
+            "web": f"{WEB_WORKERS} workers \u00d7 {WEB_THREADS} threads (gthread)",
+            "worker": f"--pool {CELERY_POOL} --concurrency {CELERY_CONCURRENCY}",
+            "clients": INGEST_CLIENTS,
+        }
+        probe_ids = random.Random(2).sample(Traffic.load(zipf=prof.zipf).video_ids, 200)
+        traffic = Traffic.load(zipf=prof.zipf, exclude=set(probe_ids))
+        # Warm-up: connections, caches and the consumer group settle before anything is measured.
+        ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS, seconds=2.0,
+                   cpu_pids=cpu_pids)  # fmt: skip
+
+        stage(
+            "ingest",
+            f"({INGEST_CLIENTS} clients \u00d7 batches of {BATCH}, {prof.ingest_s:.0f} s per run, \u00d7{prof.runs})",
+        )
+        ingest = []
+        for i in range(prof.runs):
+            r = ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS,
+                           seconds=prof.ingest_s, cpu_pids=cpu_pids)  # fmt: skip
+            say(f"  run {i + 1}: {r['end_to_end_per_s']:,.0f} events/s end to end, {r['accepted_per_s']:,.0f} "
+                f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}")  # fmt: skip
+            ingest.append(r)
+        self.results["ingest"] = {"runs": ingest, "median": median_of(ingest)}
+
+        stage("freshness", f"(1,000 events/s background, {prof.fresh_s:.0f} s per run, \u00d7{prof.runs})")
+        fresh = []
+        for i in range(prof.runs):
+            r = freshness_run(port=self.port, api_key=self.api_key, traffic=traffic, probe_ids=probe_ids,
+                              seconds=prof.fresh_s)  # fmt: skip
+            say(f"  run {i + 1}: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms over {r['probes']} probes")
+            fresh.append(r)
+        self.results["freshness"] = {"runs": fresh, "median": median_of(fresh)}
+
+        stage(
+            "reads",
+            f"({self.results['machine']['load_tool'].split(' ')[0]}, {prof.read_s:.0f} s per load, \u00d7{prof.runs})",
+        )
+        ranked = [rk.video_id_of(m) for m in client.zrandmember(rk.ranking_key("day"), 5000) or []]
+        top_paths = ["/api/v1/rankings/?window=day&limit=20"]
+        video_paths = [f"/api/v1/rankings/videos/{vid}/" for vid in ranked]
+        # Warm-up, as for ingest: until now no worker has served a read, and the first seconds of
+        # reads (each worker's first requests on these views) had tails of 50-400 ms that the
+        # steady state does not have. Not measured.
+        for paths in (top_paths, video_paths):
+            http_load(port=self.port, paths=paths, connections=32, seconds=READ_WARMUP_S)
+        reads = []
+        for i in range(prof.runs):
+            r = {"top20": reads_run(port=self.port, paths=top_paths, seconds=prof.read_s),
+                 "video": reads_run(port=self.port, paths=video_paths, seconds=prof.read_s)}  # fmt: skip
+            say(f"  run {i + 1}: top-20 {r['top20']['max_rps']:,.0f} req/s max, p99 {r['top20']['paced_p99_ms']:.1f} ms "
+                f"at {r['top20']['paced_rps']:,.0f} req/s; video {r['video']['max_rps']:,.0f} req/s max, "
+                f"p99 {r['video']['paced_p99_ms']:.1f} ms at {r['video']['paced_rps']:,.0f} req/s")  # fmt: skip
+            reads.append(r)
+        self.results["reads"] = {"runs": reads, "median": median_of(reads)}
+        ours_reads = median_of([in_process_reads(video_ids=ranked, samples=prof.reads_in_process)
+                                for _ in range(prof.runs)])  # fmt: skip
+        self.stop_services()  # the comparisons run alone on the machine, as ours did
+
+        stage("naive", "(a row per event, GROUP BY at read time)")
+        compare: dict[str, Any] = {"ours": {"ingest_per_s": self.results["ingest"]["median"]["end_to_end_per_s"],
+                                            **ours_reads}}  # fmt: skip
+        load = naive_load()
+        say(f"  loaded {load['rows']:,} rows in {load['load_s']:.0f}s")
+        naive_runs = []
+        for i in range(prof.runs):
+            r = {**naive_ingest_run(traffic=traffic, seconds=prof.naive_ingest_s),
+                 **naive_reads_run(video_ids=ranked, samples=prof.naive_samples)}  # fmt: skip
+            say(f"  run {i + 1}: {r['inserts_per_s']:,.0f} inserts/s, top-20 {r['top20_p50_ms']:,.0f} ms, "
+                f"rank {r['rank_p50_ms']:,.0f} ms")  # fmt: skip
+            naive_runs.append(r)
+        naive = median_of(naive_runs)
+        compare.update(naive=naive, naive_rows=load["rows"], naive_load_s=load["load_s"])
+        compare["naive_ingest_x"] = compare["ours"]["ingest_per_s"] / naive["inserts_per_s"]
+        compare["naive_top20_x"] = naive["top20_p50_ms"] / compare["ours"]["top20_p50_ms"]
+        compare["naive_rank_x"] = naive["rank_p50_ms"] / compare["ours"]["rank_p50_ms"]
+
+        stage("leaderboard", "(leaderboard==3.7.3 in its own virtualenv, one change_score_for per event)")
+        python = leaderboard_venv()
+        if python is not None:
+            stream = BENCH_DIR / "leaderboard-stream.txt"
+            leaderboard_stream(traffic, stream, int(prof.lib_s * 20_000))
+            lib_runs = []
+            for i in range(prof.runs):
+                cpu_before = valkey_cpu_s(client)
+                r = leaderboard_run(python=python, port=int(base["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]),
+                                    stream=stream, seconds=prof.lib_s, skip=0, fill=(i == 0),
+                                    reads=prof.reads_in_process)  # fmt: skip
+                # Includes the copy (first run) and the reads: an upper bound for the updates alone.
+                r["valkey_cpu_s_per_1k"] = 1000 * (valkey_cpu_s(client) - cpu_before) / max(r["events_applied"], 1)
+                say(f"  run {i + 1}: {r['updates_per_s']:,.0f} updates/s, top-20 {r['top20_p50_ms']:.2f} ms, "
+                    f"rank {r['rank_p50_ms']:.2f} ms ({r['members']:,} members)")  # fmt: skip
+                lib_runs.append(r)
+            lib = median_of(lib_runs)
+            compare.update(lib=lib, lib_members=lib_runs[0].get("members_copied", lib["members"]))
+            compare["lib_update_x"] = compare["ours"]["ingest_per_s"] / lib["updates_per_s"]
+            compare["lib_top20_x"] = lib["top20_p50_ms"] / compare["ours"]["top20_p50_ms"]
+            compare["lib_rank_x"] = lib["rank_p50_ms"] / compare["ours"]["rank_p50_ms"]
+            # Like for like: our Redis update stage alone, on the same stream, Valkey and rankings.
+            stage_runs = []
+            for i in range(prof.runs):
+                r = redis_stage_run(stream=stream, seconds=prof.lib_s)
+                say(f"  run {i + 1}: our Redis stage {r['events_per_s']:,.0f} events/s "
+                    f"({r['batches']:,} batches of {BATCH}, {r['deltas']:,} deltas)")  # fmt: skip
+                stage_runs.append(r)
+            compare["stage"] = median_of(stage_runs)
+            compare["stage_runs"] = stage_runs
+            compare["stage_update_x"] = compare["stage"]["events_per_s"] / lib["updates_per_s"]
+            redis_client().from_url(base["REDIS_URL"].rsplit("/", 1)[0] + f"/{LEADERBOARD_DB}").flushdb()
+        self.results["compare"] = compare
+
+        stage("report")
+        self.results["profile"] = {"name": prof.name, "runs": prof.runs}
+        self.results["duration_s"] = time.monotonic() - started
+        self.results["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.results["command"] = "make bench-quick" if prof.name == "quick" else "make bench"
+        return self.results
+
+    def close(self) -> None:
+        self.stop_services()
+        if self.stack is not None:
+            say("stopping the bench servers")
+            self.stack.down()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="100,000 videos, 2 runs, shorter loads (< 3 minutes)")
+    parser.add_argument("--no-doc", action="store_true", help="print the table only; leave docs/ alone")
+    args = parser.parse_args(argv)
+    runner = Bench(profile=QUICK if args.quick else FULL)
+    try:
+        results = runner.run()
+    finally:
+        runner.close()
+    print_table(results)
+    if not args.no_doc:
+        doc_update(results)
+        plot(doc_results())
+        say(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
+    return 0
