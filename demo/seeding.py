@@ -40,7 +40,7 @@ from django.utils import timezone
 from events.models import ApiKey, EventType
 from events.wire import WireEvent, event_units
 from leaderboard import store
-from leaderboard.windows import epoch, hour_floor
+from leaderboard.windows import HOUR_WINDOW_MINUTES, epoch, hour_floor
 from scoring.ledger import window_rollover
 from scoring.rebuild import RebuildResult, rankings_rebuild
 from videos.models import Category, Video
@@ -271,7 +271,7 @@ def seed_reset() -> None:
         # Deferred foreign-key checks still pending in an enclosing transaction would block TRUNCATE.
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cur.execute(
-            "TRUNCATE videos_video, scoring_hourlycounter, scoring_seenevent, scoring_batch, scoring_deadletter, "
+            "TRUNCATE videos_video, scoring_hourlycounter, scoring_minutecounter, scoring_seenevent, scoring_batch, scoring_deadletter, "
             "rankings_rankingsnapshot RESTART IDENTITY CASCADE"
         )
         cur.execute(
@@ -501,25 +501,38 @@ def counters_write(
     with connection.cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE seed_counters (video_id bigint, event_type_id bigint, hour timestamptz, "
-            "events bigint, units float8) ON COMMIT DROP"
+            "events bigint, units float8, trend_units float8) ON COMMIT DROP"
         )
-    columns = ("video_id", "event_type_id", "hour", "events", "units")
+    columns = ("video_id", "event_type_id", "hour", "events", "units", "trend_units")
     ids, durations = catalog.ids, catalog.durations
     type_ids = [k.id for k in kinds]
+    half_life = settings.RANKING_TRENDING_HALF_LIFE_S
+    # Minute buckets the hour window may still hold (the live path keeps those as minute counters too).
+    recent = int(timeline.now) // 60 * 60 - HOUR_WINDOW_MINUTES * 60
+    minute_slots: dict[tuple[int, int, int], list[float]] = {}
     lines: list[str] = []
     done = rows = 0
     progress("events", 0, total)
     for hour, events in stream:
-        stamp = datetime.fromtimestamp(timeline.start + hour * 3600, tz=UTC).isoformat()
+        hour_start = timeline.start + hour * 3600
+        stamp = datetime.fromtimestamp(hour_start, tz=UTC).isoformat()
         slots: dict[tuple[int, int], list[float]] = {}
         for event in events:
             slot = slots.get((event[0], event[1]))
             if slot is None:
-                slot = slots[(event[0], event[1])] = [0, 0.0]
+                slot = slots[(event[0], event[1])] = [0, 0.0, 0.0]
+            units = _units(event, kinds, durations)
+            minute = event[2] // 60 * 60
             slot[0] += 1
-            slot[1] += _units(event, kinds, durations)
-        for (video, kind), (n, units) in slots.items():
-            lines.append(f"{ids[video]}\t{type_ids[kind]}\t{stamp}\t{int(n)}\t{units!r}\n")
+            slot[1] += units
+            # The same rule as scoring.counting: trending's minute offset inside the hour.
+            slot[2] += units * 2.0 ** ((minute - hour_start) / half_life)
+            if minute >= recent:
+                recent_slot = minute_slots.setdefault((ids[event[0]], type_ids[event[1]], minute), [0, 0.0])
+                recent_slot[0] += 1
+                recent_slot[1] += units
+        for (video, kind), (n, units, trend_units) in slots.items():
+            lines.append(f"{ids[video]}\t{type_ids[kind]}\t{stamp}\t{int(n)}\t{units!r}\t{trend_units!r}\n")
         rows += len(slots)
         done += len(events)
         if len(lines) >= COPY_CHUNK:
@@ -531,12 +544,31 @@ def counters_write(
     with connection.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units)
-            SELECT video_id, event_type_id, hour, events, units FROM seed_counters
+            INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units, trend_units)
+            SELECT video_id, event_type_id, hour, events, units, trend_units FROM seed_counters
             ON CONFLICT (video_id, event_type_id, hour) DO UPDATE
             SET events = scoring_hourlycounter.events + EXCLUDED.events,
-                units = scoring_hourlycounter.units + EXCLUDED.units
+                units = scoring_hourlycounter.units + EXCLUDED.units,
+                trend_units = scoring_hourlycounter.trend_units + EXCLUDED.trend_units
             """
+        )
+        keys = sorted(minute_slots)
+        cur.execute(
+            """
+            INSERT INTO scoring_minutecounter (video_id, event_type_id, minute, events, units)
+            SELECT v, t, to_timestamp(m), e, u
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[]) AS r(v, t, m, e, u)
+            ON CONFLICT (video_id, event_type_id, minute) DO UPDATE
+            SET events = scoring_minutecounter.events + EXCLUDED.events,
+                units = scoring_minutecounter.units + EXCLUDED.units
+            """,
+            [
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [int(minute_slots[k][0]) for k in keys],
+                [float(minute_slots[k][1]) for k in keys],
+            ],
         )
         # Dropped now, not at commit: an enclosing transaction may seed again before it ends.
         cur.execute("DROP TABLE seed_counters")

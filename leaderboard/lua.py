@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 
 from core.redis import redis_client
-from leaderboard.windows import EPS, WINDOW_BITS, WINDOWS
+from leaderboard.windows import EPS, RISING_PRIOR_PER_HOUR, WEEK_HOURS, WINDOW_BITS, WINDOWS
 
 
 def _lua_list(values: Iterable[str | int | float]) -> str:
@@ -29,9 +29,22 @@ local NAMES = {_lua_list(WINDOWS)}
 local BITS = {_lua_list(WINDOW_BITS[w] for w in WINDOWS)}
 local EPS = {_lua_list(EPS[w] for w in WINDOWS)}
 local TRENDING = {WINDOWS.index("trending") + 1}
+local HOUR = {WINDOWS.index("hour") + 1}
+local WEEK = {WINDOWS.index("week") + 1}
+local RISING = {WINDOWS.index("rising") + 1}
 local function zadd_delta(key, m, delta, w)
   local s = tonumber(redis.call('ZINCRBY', key, -delta, m))
   if math.abs(s) <= EPS[w] then redis.call('ZREM', key, m) end
+end
+-- leaderboard.windows.rising_score, from the member's hour and week scores (stored negated).
+local function rising_update(keys, m)
+  local h = redis.call('ZSCORE', keys[HOUR], m)
+  h = h and -tonumber(h) or 0
+  if math.abs(h) <= EPS[HOUR] then redis.call('ZREM', keys[RISING], m); return end
+  local w = redis.call('ZSCORE', keys[WEEK], m)
+  w = w and -tonumber(w) or 0
+  if w < 0 then w = 0 end
+  redis.call('ZADD', keys[RISING], -(h / (w / {WEEK_HOURS} + {RISING_PRIOR_PER_HOUR!r})), m)
 end
 """
 _N = len(WINDOWS)
@@ -40,7 +53,8 @@ _N = len(WINDOWS)
 # KEYS[1..N] = the scope's ranking per window (WINDOWS order), KEYS[N+1] = ready,
 # KEYS[N+2] = trend, KEYS[N+3] = this chunk's applied marker, KEYS[N+4] = the whole batch's
 # marker (set by a rebuild whose counters already hold the batch; the same key for one chunk).
-# ARGV = (member, hour_epoch, mask, score) groups.
+# ARGV = (member, minute_epoch, mask, score) groups. Rising is recomputed for every member whose
+# hour or week score moved (it is not additive).
 # Returns the entries applied, -1 if the scope is not built, -2 if already applied.
 APPLY = (
     _COMMON
@@ -54,16 +68,17 @@ local hl = tonumber(trend[2])
 local n = 0
 for i = 1, #ARGV, 4 do
   local m = ARGV[i]
-  local hour = tonumber(ARGV[i + 1])
+  local minute = tonumber(ARGV[i + 1])
   local mask = tonumber(ARGV[i + 2])
   local score = tonumber(ARGV[i + 3])
   for w = 1, #NAMES do
-    if bit.band(mask, BITS[w]) ~= 0 then
+    if w ~= RISING and bit.band(mask, BITS[w]) ~= 0 then
       local delta = score
-      if w == TRENDING then delta = score * math.pow(2, (hour - t0) / hl) end
+      if w == TRENDING then delta = score * math.pow(2, (minute - t0) / hl) end
       zadd_delta(KEYS[w], m, delta, w)
     end
   end
+  if bit.band(mask, BITS[HOUR] + BITS[WEEK]) ~= 0 then rising_update(KEYS, m) end
   n = n + 1
 end
 redis.call('SET', KEYS[{_N + 3}], gen, 'EX', 172800)

@@ -27,7 +27,7 @@ WRITE_CHUNK = 1000
 # Pipelines of a rebuild are sent after this many commands.
 PIPELINE_COMMANDS = 200
 
-Delta = Sequence[float | int]  # (video_id, hour_epoch, window mask, score)
+Delta = Sequence[float | int]  # (video_id, minute_epoch, window mask, score)
 ScopedDeltas = Mapping[str, Sequence[Delta]]  # scope -> deltas for that scope
 
 

@@ -199,6 +199,13 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
                         ]
                         for w in WINDOWS
                     },
+                    "rising": {
+                        "last_hour_score": 120.0,
+                        "week_score": 1680.0,
+                        "week_average_per_hour": 10.0,
+                        "prior_per_hour": 50.0,
+                        "rising_score": 2.0,
+                    },
                 },
             )
         ],
@@ -213,7 +220,12 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
         by_window: dict[str, dict[str, selectors.Standing]] = {w: {} for w in WINDOWS}
         for standing in standings:
             by_window[standing.window][standing.scope] = standing
-        data = {"video": video, "standings": by_window, "breakdown": breakdown}
+        data = {
+            "video": video,
+            "standings": by_window,
+            "breakdown": breakdown,
+            "rising": selectors.rising_inputs(breakdown=breakdown),
+        }
         return Response(_VIDEO_OUTPUT.to_representation(data))
 
 

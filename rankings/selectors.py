@@ -11,7 +11,7 @@ from django.conf import settings
 
 from leaderboard import reads
 from leaderboard.reads import RankingEntry, RankingPage, Standing
-from scoring.selectors import score_breakdown
+from scoring.selectors import rising_inputs, score_breakdown
 from videos import selectors as catalogue
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ranking_movers",
     "ranking_standings",
     "ranking_top",
+    "rising_inputs",
     "score_breakdown",
 ]
 

@@ -14,8 +14,10 @@ from rest_framework import serializers
 from leaderboard.windows import WINDOWS
 
 WINDOW_HELP = (
-    "`hour`: the current and the previous UTC hour bucket; `day`: the last 24 buckets; `week`: the last 168; "
-    "`all`: all time; `trending`: all time, each event weighted 2^(-age / half-life) (default half-life 6 h)."
+    "`hour`: exactly the last 60 minutes, at minute resolution; `day`: the last 24 UTC hour buckets; `week`: "
+    "the last 168; `all`: all time; `trending`: all time, each event weighted 2^(-age / half-life) at minute "
+    "resolution (default half-life 6 h); `rising`: the last 60 minutes' score divided by the video's own average "
+    "hour over the week plus a prior of 50 (see `rising` in a video's standing)."
 )
 MAX_LIMIT = 100
 MAX_RADIUS = 50
@@ -136,7 +138,10 @@ class BreakdownItemOutputSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="Event type name.")
     weight = serializers.FloatField()
     events = serializers.IntegerField(help_text="Events counted in the window.")
-    units = serializers.FloatField(help_text="1 per event, or the completion ratio for `watch` (decayed in trending).")
+    units = serializers.FloatField(
+        help_text="1 per event, or the completion ratio for `watch` (decayed in trending; divided by the baseline in "
+        "rising)."
+    )
     score = serializers.FloatField(help_text="weight x units.")
 
 
@@ -156,10 +161,22 @@ BreakdownOutputSerializer = _per_window(
 )
 
 
+class RisingOutputSerializer(serializers.Serializer):
+    """Why the video stands where it does in `rising`: score = last_hour_score / (week_average_per_hour +
+    prior_per_hour), week_average_per_hour = max(week_score, 0) / 168."""
+
+    last_hour_score = serializers.FloatField(help_text="Score of the last 60 minutes.")
+    week_score = serializers.FloatField(help_text="Score of the last 168 hour buckets (the week window).")
+    week_average_per_hour = serializers.FloatField(help_text="The video's own baseline: max(week_score, 0) / 168.")
+    prior_per_hour = serializers.FloatField(help_text="Added to every baseline, so that a tiny video cannot top it.")
+    rising_score = serializers.FloatField(help_text="last_hour_score / (week_average_per_hour + prior_per_hour).")
+
+
 class VideoRankingOutputSerializer(serializers.Serializer):
     video = RankedVideoSerializer()
     standings = StandingsOutputSerializer()
     breakdown = BreakdownOutputSerializer()
+    rising = RisingOutputSerializer()
 
 
 class AroundEntryOutputSerializer(RankingEntryOutputSerializer):

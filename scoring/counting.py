@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from events.selectors import event_types_by_name
 from events.wire import WireError, WireEvent, event_units, wire_parse
 from leaderboard.keys import scope_for
-from leaderboard.windows import epoch, hour_floor, window_mask
+from leaderboard.windows import epoch, hour_floor, hour_window_start, minute_floor, window_mask
 from videos.selectors import VideoFacts, video_facts
 
 Message = Sequence[Any]  # [partition, offset, raw value]
@@ -32,7 +33,7 @@ class Counted:
     request_ids: list[str] = field(default_factory=list)  # lets a log line follow an event from the API
 
 
-def messages_count(*, messages: list[Message], current_hour: datetime) -> Counted:
+def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     """Inside the batch transaction: dedupe, upsert counters, return Redis deltas and dead letters."""
     types = event_types_by_name()
     out = Counted()
@@ -68,6 +69,7 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
     fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}))
 
     claimed: set[str] = set()
+    # (video, type, minute) -> [events, units]
     counters: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
     for event, (event_key, user_key) in zip(events, keys, strict=True):
         ok = event_key in fresh and event_key not in claimed
@@ -79,7 +81,7 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
         if not ok:
             continue
         out.counted += 1
-        slot = counters[(event.video_id, types[event.type].id, hour_floor(event.occurred_at))]
+        slot = counters[(event.video_id, types[event.type].id, minute_floor(event.occurred_at))]
         slot[0] += 1
         slot[1] += event_units(
             event_type=event.type,
@@ -88,14 +90,13 @@ def messages_count(*, messages: list[Message], current_hour: datetime) -> Counte
         )
     if not counters:
         return out
-    rows = sorted(counters.items())
-    _counters_add(rows)
+    _counters_add(counters, hour_window_start(anchor))
     weights = {t.id: t.weight for t in types.values()}
     scores: dict[tuple[int, datetime], float] = defaultdict(float)
-    for (vid, type_id, hour), (_, units) in rows:
-        scores[(vid, hour)] += weights[type_id] * units
+    for (vid, type_id, minute), (_, units) in counters.items():
+        scores[(vid, minute)] += weights[type_id] * units
     out.deltas = scoped_deltas(
-        ((vid, hour, score) for (vid, hour), score in scores.items()), facts=facts, current_hour=current_hour
+        ((vid, minute, score) for (vid, minute), score in scores.items()), facts=facts, anchor=anchor
     )
     return out
 
@@ -116,16 +117,34 @@ def _keys_claim(keys: list[str]) -> set[str]:
         return {r[0] for r in cur.fetchall()}
 
 
-def _counters_add(rows: list[tuple[tuple[int, int, datetime], list[float]]]) -> None:
-    """One upsert for every (video, type, hour) of the batch, in key order (no deadlocks between batches)."""
+def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window_start: datetime) -> None:
+    """Upsert the hourly counters (every event) and the minute counters (the hour window's events).
+
+    One statement each, rows in key order (no deadlocks between concurrent batches). An hour row
+    also adds units * 2^((minute - hour) / half-life), trending's minute resolution.
+    """
+    half_life = settings.RANKING_TRENDING_HALF_LIFE_S
+    hourly: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    minutes: list[tuple[tuple[int, int, datetime], list[float]]] = []
+    for (vid, type_id, minute), (events, units) in counters.items():
+        hour = hour_floor(minute)
+        row = hourly[(vid, type_id, hour)]
+        row[0] += events
+        row[1] += units
+        row[2] += units * 2.0 ** ((minute - hour).total_seconds() / half_life)
+        if minute >= window_start:
+            minutes.append(((vid, type_id, minute), [events, units]))
+    rows = sorted(hourly.items())
     with connection.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units)
-            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[])
+            INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units, trend_units)
+            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[],
+                                 %s::float8[])
             ON CONFLICT (video_id, event_type_id, hour) DO UPDATE
             SET events = scoring_hourlycounter.events + EXCLUDED.events,
-                units = scoring_hourlycounter.units + EXCLUDED.units
+                units = scoring_hourlycounter.units + EXCLUDED.units,
+                trend_units = scoring_hourlycounter.trend_units + EXCLUDED.trend_units
             """,
             [
                 [k[0] for k, _ in rows],
@@ -133,21 +152,41 @@ def _counters_add(rows: list[tuple[tuple[int, int, datetime], list[float]]]) -> 
                 [k[2] for k, _ in rows],
                 [int(v[0]) for _, v in rows],
                 [float(v[1]) for _, v in rows],
+                [float(v[2]) for _, v in rows],
+            ],
+        )
+        if not minutes:
+            return
+        minutes.sort()
+        cur.execute(
+            """
+            INSERT INTO scoring_minutecounter (video_id, event_type_id, minute, events, units)
+            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[])
+            ON CONFLICT (video_id, event_type_id, minute) DO UPDATE
+            SET events = scoring_minutecounter.events + EXCLUDED.events,
+                units = scoring_minutecounter.units + EXCLUDED.units
+            """,
+            [
+                [k[0] for k, _ in minutes],
+                [k[1] for k, _ in minutes],
+                [k[2] for k, _ in minutes],
+                [int(v[0]) for _, v in minutes],
+                [float(v[1]) for _, v in minutes],
             ],
         )
 
 
 def scoped_deltas(
-    rows: Iterable[tuple[int, datetime, float]], *, facts: Mapping[int, VideoFacts], current_hour: datetime
+    rows: Iterable[tuple[int, datetime, float]], *, facts: Mapping[int, VideoFacts], anchor: datetime
 ) -> dict[str, list[list[float | int]]]:
-    """(video, hour bucket, score) -> deltas per scope: a published video's go to the global scope
+    """(video, minute bucket, score) -> deltas per scope: a published video's go to the global scope
     and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
     deltas: dict[str, list[list[float | int]]] = defaultdict(list)
-    for vid, hour, score in rows:
+    for vid, minute, score in rows:
         video = facts.get(vid)
         if score == 0 or video is None or not video.published:
             continue
-        delta: list[float | int] = [vid, epoch(hour), window_mask(hour, current_hour), score]
+        delta: list[float | int] = [vid, epoch(minute), window_mask(minute, anchor), score]
         deltas[scope_for(None)].append(delta)
         deltas[scope_for(video.category_id)].append(delta)
     return dict(deltas)

@@ -29,7 +29,7 @@ from leaderboard import store
 from leaderboard.windows import EPS, WINDOWS
 from scoring.models import Batch
 from scoring.rebuild import all_scopes, scores_from_counters, scores_params
-from scoring.selectors import window_current_hour
+from scoring.selectors import window_anchor
 from videos.selectors import category_rows, video_states
 
 REL_TOL = 1e-6
@@ -120,7 +120,7 @@ def _state_read(*, t0: float, hl: float, video_ids: Iterable[int] | None = None)
             if outermost:
                 # One snapshot for every query below, as the rebuild reads.
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        current_hour = window_current_hour()
+        anchor = window_anchor()
         categories = [row[0] for row in category_rows()]
         # Counted in Postgres, not yet in Redis: their videos are legitimately behind.
         batches = list(
@@ -130,7 +130,7 @@ def _state_read(*, t0: float, hl: float, video_ids: Iterable[int] | None = None)
         )
         in_flight = {int(d[0]) for deltas in batches for scoped in (deltas or {}).values() for d in scoped}
         videos = video_states(video_ids=ids)
-        params = scores_params(current_hour=current_hour, t0=int(t0), hl=int(hl), video_ids=ids)
+        params = scores_params(anchor=anchor, t0=int(t0), hl=int(hl), video_ids=ids)
         scores: dict[int, Values] = {}
         for rows in scores_from_counters(params=params):
             for vid, *values in rows:

@@ -19,11 +19,20 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.selectors import event_type_weights
 from leaderboard import store
 from leaderboard.keys import scope_for
-from leaderboard.windows import HOUR, WINDOW_BITS, epoch, hour_floor, leaving_buckets
+from leaderboard.windows import (
+    MINUTE,
+    WINDOW_BITS,
+    epoch,
+    hour_floor,
+    hour_window_start,
+    leaving_hours,
+    leaving_minutes,
+    minute_floor,
+)
 from scoring import signals
+from scoring.buckets import hour_scores, minute_scores
 from scoring.counting import Message, messages_count
 from scoring.models import Batch, DeadLetter
 from videos.selectors import category_rows, video_facts
@@ -54,19 +63,19 @@ def current_xid() -> int:
         return int(cur.fetchone()[0])
 
 
-def window_hour_locked(*, exclusive: bool) -> datetime:
-    """The anchored current hour, locked for the rest of the transaction."""
+def window_anchor_locked(*, exclusive: bool) -> datetime:
+    """The anchored minute, locked for the rest of the transaction."""
     lock = "FOR UPDATE" if exclusive else "FOR SHARE"
     with connection.cursor() as cur:
-        cur.execute(f"SELECT current_hour FROM scoring_windowstate WHERE id = 1 {lock}")
+        cur.execute(f"SELECT anchor FROM scoring_windowstate WHERE id = 1 {lock}")
         row = cur.fetchone()
     if row is None:
         with connection.cursor() as cur:
             cur.execute(
-                "INSERT INTO scoring_windowstate (id, current_hour) VALUES (1, %s) ON CONFLICT (id) DO NOTHING",
-                [hour_floor(timezone.now())],
+                "INSERT INTO scoring_windowstate (id, anchor) VALUES (1, %s) ON CONFLICT (id) DO NOTHING",
+                [minute_floor(timezone.now())],
             )
-        return window_hour_locked(exclusive=exclusive)
+        return window_anchor_locked(exclusive=exclusive)
     return row[0]
 
 
@@ -88,7 +97,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         topic = str(payload.get("topic", ""))
         messages = payload.get("messages", [])
         outcome.received = len(messages)
-        counted = messages_count(messages=messages, current_hour=window_hour_locked(exclusive=False))
+        counted = messages_count(messages=messages, anchor=window_anchor_locked(exclusive=False))
         deltas = counted.deltas
         outcome.counted, outcome.request_ids = counted.counted, counted.request_ids
         outcome.duplicates = outcome.received - outcome.counted - len(counted.dead)
@@ -164,52 +173,50 @@ def batches_repair(*, unprocessed_after_s: float = 15.0, unapplied_after_s: floa
 
 
 def window_rollover(*, now: datetime | None = None) -> int:
-    """Move the windows to the current hour; subtract the buckets that leave them.
+    """Move the windows to the current minute; subtract the buckets that leave them.
 
-    Returns how many hours the anchor moved. The subtraction is stored as a
+    Returns how many minutes the anchor moved. The subtraction is stored as a
     ledger batch in the same transaction that moves the anchor, then applied
     like any other batch, so a crash in between is repaired by the sweeper.
+    Minute counters that left the hour window are dropped in that transaction too.
     """
-    target = hour_floor(now or timezone.now())
+    target = minute_floor(now or timezone.now())
     with transaction.atomic():
-        current = window_hour_locked(exclusive=True)
+        current = window_anchor_locked(exclusive=True)
         if current >= target:
             return 0
-        weights = event_type_weights()
-        type_ids = sorted(weights)
+        leaving: list[tuple[int, datetime, int, float]] = []
+        minutes = leaving_minutes(current, target)
+        if minutes is not None:
+            leaving += [
+                (vid, minute, WINDOW_BITS["hour"], score)
+                for vid, minute, score in minute_scores(since=minutes[0], until=minutes[1])
+            ]
         masks: dict[tuple[int, datetime], int] = defaultdict(int)
         scores: dict[tuple[int, datetime], float] = {}
+        for window, (lo, hi) in leaving_hours(current, target).items():
+            for vid, hour, score, _ in hour_scores(since=lo, until=hi):
+                masks[(vid, hour)] |= WINDOW_BITS[window]
+                scores[(vid, hour)] = score
+        leaving += [(vid, hour, mask, scores[(vid, hour)]) for (vid, hour), mask in masks.items()]
         with connection.cursor() as cur:
-            for window, (lo, hi) in leaving_buckets(current, target).items():
-                cur.execute(
-                    """
-                    SELECT c.video_id, c.hour, SUM(w.weight * c.units)
-                    FROM scoring_hourlycounter c
-                    JOIN unnest(%s::bigint[], %s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
-                    WHERE c.hour >= %s AND c.hour < %s
-                    GROUP BY c.video_id, c.hour
-                    """,
-                    [type_ids, [weights[t][1] for t in type_ids], lo, hi],
-                )
-                for vid, hour, score in cur.fetchall():
-                    masks[(vid, hour)] |= WINDOW_BITS[window]
-                    scores[(vid, hour)] = score
-            cur.execute("UPDATE scoring_windowstate SET current_hour = %s WHERE id = 1", [target])
+            cur.execute("UPDATE scoring_windowstate SET anchor = %s WHERE id = 1", [target])
+            cur.execute("DELETE FROM scoring_minutecounter WHERE minute < %s", [hour_window_start(target)])
         # Only what the scopes hold leaves them: a hidden video's buckets are in no ranking.
-        facts = video_facts(video_ids={vid for vid, _ in masks})
+        facts = video_facts(video_ids={row[0] for row in leaving})
         deltas: dict[str, list[list[float | int]]] = defaultdict(list)
-        for (vid, hour), mask in masks.items():
+        for vid, bucket, mask, score in leaving:
             video = facts.get(vid)
-            if video is None or not video.published or not scores[(vid, hour)]:
+            if video is None or not video.published or not score:
                 continue
-            delta = [vid, epoch(hour), mask, -scores[(vid, hour)]]
+            delta = [vid, epoch(bucket), mask, -score]
             deltas[scope_for(None)].append(delta)
             deltas[scope_for(video.category_id)].append(delta)
         batch = Batch.objects.create(
             source=Batch.Source.ROLLOVER, processed_at=timezone.now(), deltas=dict(deltas), xid=current_xid()
         )
-    moved = int((target - current) / HOUR)
-    logger.info("window roll-over to %s: %d hour(s), %d bucket deltas", target.isoformat(), moved, len(masks))
+    moved = int((target - current) / MINUTE)
+    logger.info("window roll-over to %s: %d minute(s), %d bucket deltas", target.isoformat(), moved, len(leaving))
     try:
         store.deltas_apply(batch_id=str(batch.id), deltas=deltas)
         batch_mark_applied(batch_id=str(batch.id))

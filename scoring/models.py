@@ -16,6 +16,9 @@ class HourlyCounter(models.Model):
     hour = models.DateTimeField(help_text="Start of the UTC hour bucket.")
     events = models.BigIntegerField(default=0)
     units = models.FloatField(default=0)
+    # Sum of units * 2^((minute - hour) / half-life): what trending needs at minute resolution, kept
+    # per hour so that the decayed score of any past event is exact without minute rows.
+    trend_units = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -25,6 +28,29 @@ class HourlyCounter(models.Model):
 
     def __str__(self) -> str:
         return f"video {self.video_id} {self.event_type_id} @ {self.hour:%Y-%m-%d %H}:00"
+
+
+class MinuteCounter(models.Model):
+    """Events and units per (video, type, minute) while the hour window needs them.
+
+    Written for minutes inside the last 60 (and the few ahead) only; the hourly
+    counters hold the same events for good, so older rows are simply deleted.
+    """
+
+    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, related_name="+")
+    event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, related_name="+")
+    minute = models.DateTimeField(help_text="Start of the UTC minute bucket.")
+    events = models.BigIntegerField(default=0)
+    units = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "event_type", "minute"], name="minute_counter_unique"),
+        ]
+        indexes = [models.Index(fields=["minute"])]
+
+    def __str__(self) -> str:
+        return f"video {self.video_id} {self.event_type_id} @ {self.minute:%Y-%m-%d %H:%M}"
 
 
 class SeenEvent(models.Model):
@@ -95,15 +121,15 @@ class DeadLetter(models.Model):
 
 
 class WindowState(models.Model):
-    """The hour the sliding windows are anchored at (single row, id=1).
+    """The minute the sliding windows are anchored at (single row, id=1).
 
     Every batch reads it under a share lock and the roll-over advances it under
-    an exclusive lock, so each hour bucket enters and leaves a window's sorted
-    set exactly once; see docs/exactly-once.md.
+    an exclusive lock, so each bucket enters and leaves a window's sorted set
+    exactly once; see docs/exactly-once.md.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    current_hour = models.DateTimeField()
+    anchor = models.DateTimeField(help_text="Start of the anchored UTC minute.")
 
     def __str__(self) -> str:
-        return f"windows anchored at {self.current_hour:%Y-%m-%d %H}:00"
+        return f"windows anchored at {self.anchor:%Y-%m-%d %H:%M}"

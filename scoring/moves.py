@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.selectors import event_type_weights
 from leaderboard.keys import scope_for
-from leaderboard.windows import epoch, window_mask
-from scoring.ledger import batch_apply, current_xid, window_hour_locked
+from leaderboard.windows import epoch
+from scoring.buckets import videos_history
+from scoring.ledger import batch_apply, current_xid, window_anchor_locked
 from scoring.models import Batch
 
 logger = logging.getLogger(__name__)
@@ -49,31 +49,16 @@ def video_moves_record(*, changes: Sequence[tuple[int, VideoState, VideoState]])
     moving = {vid: sides for vid, sides in moving.items() if sides[0] or sides[1]}
     if not moving:
         return None
-    current_hour = window_hour_locked(exclusive=True)
-    weights = event_type_weights()
-    type_ids = sorted(weights)
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT c.video_id, c.hour, SUM(w.weight * c.units)
-            FROM scoring_hourlycounter c
-            JOIN unnest(%s::bigint[], %s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
-            WHERE c.video_id = ANY(%s)
-            GROUP BY c.video_id, c.hour
-            """,
-            [type_ids, [weights[t][1] for t in type_ids], sorted(moving)],
-        )
-        rows = cur.fetchall()
+    anchor = window_anchor_locked(exclusive=True)
     deltas: dict[str, list[list[float | int]]] = {}
-    for vid, hour, score in rows:
-        if not score:
+    for vid, bucket, mask, score in videos_history(video_ids=set(moving), anchor=anchor):
+        if not score or not mask:
             continue
         leaving, entering = moving[vid]
-        base = [vid, epoch(hour), window_mask(hour, current_hour)]
         for scope in leaving:
-            deltas.setdefault(scope, []).append([*base, -score])
+            deltas.setdefault(scope, []).append([vid, epoch(bucket), mask, -score])
         for scope in entering:
-            deltas.setdefault(scope, []).append([*base, score])
+            deltas.setdefault(scope, []).append([vid, epoch(bucket), mask, score])
     batch = Batch.objects.create(
         source=Batch.Source.CURATION,
         processed_at=timezone.now(),

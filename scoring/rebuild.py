@@ -24,11 +24,11 @@ from django.utils import timezone
 from events.selectors import event_type_weights
 from leaderboard import store
 from leaderboard.keys import scope_for
-from leaderboard.windows import epoch, hour_floor, window_start
+from leaderboard.windows import EPS, epoch, hour_floor, rising_score, window_start
 from scoring import signals
 from scoring.catalog_sync import category_cache_sync, video_cache_sync, video_meta
 from scoring.models import Batch
-from scoring.selectors import window_current_hour
+from scoring.selectors import window_anchor
 from videos.selectors import category_rows, video_count, video_ids_changed_since, video_rows
 
 logger = logging.getLogger(__name__)
@@ -38,31 +38,42 @@ PUBLISHED = "published"
 
 Progress = Callable[[str, int, int | None], None]
 
-# Score of every video in every window (hour, day, week, all, trending: the order of
-# leaderboard.windows.WINDOWS), by video id, from the counters and the given weights.
+# Score of every video in the windows kept in counters (hour, day, week, all, trending: the order of
+# leaderboard.windows.WINDOWS), by video id, from the counters and the given weights. The hour
+# window sums minute buckets; trending decays each hour's minute-exact trending units.
 SCORES_SQL = """
-    SELECT c.video_id,
-           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(hour)s),
-           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(day)s),
-           SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(week)s),
-           SUM(w.weight * c.units),
-           SUM(w.weight * c.units * power(2::float8, (extract(epoch FROM c.hour) - %(t0)s) / %(hl)s))
-    FROM scoring_hourlycounter c
-    JOIN unnest(%(type_ids)s::bigint[], %(weights)s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
-    WHERE %(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[])
-    GROUP BY c.video_id
-    ORDER BY c.video_id
+    WITH w AS (SELECT * FROM unnest(%(type_ids)s::bigint[], %(weights)s::float8[]) AS w(id, weight)),
+    h AS (
+        SELECT c.video_id,
+               SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(day)s) AS day,
+               SUM(w.weight * c.units) FILTER (WHERE c.hour >= %(week)s) AS week,
+               SUM(w.weight * c.units) AS total,
+               SUM(w.weight * c.trend_units * power(2::float8, (extract(epoch FROM c.hour) - %(t0)s) / %(hl)s))
+                   AS trending
+        FROM scoring_hourlycounter c JOIN w ON w.id = c.event_type_id
+        WHERE %(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[])
+        GROUP BY c.video_id
+    ),
+    m AS (
+        SELECT c.video_id, SUM(w.weight * c.units) AS hour
+        FROM scoring_minutecounter c JOIN w ON w.id = c.event_type_id
+        WHERE c.minute >= %(hour)s AND (%(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[]))
+        GROUP BY c.video_id
+    )
+    SELECT h.video_id, m.hour, h.day, h.week, h.total, h.trending
+    FROM h LEFT JOIN m USING (video_id)
+    ORDER BY h.video_id
 """
 
 
-def scores_params(*, current_hour: datetime, t0: int, hl: int, video_ids: list[int] | None = None) -> dict[str, Any]:
+def scores_params(*, anchor: datetime, t0: int, hl: int, video_ids: list[int] | None = None) -> dict[str, Any]:
     """Parameters of SCORES_SQL; ``video_ids`` limits it to those videos (None: every video)."""
     weights = event_type_weights()
     type_ids = sorted(weights)
     return {
-        "hour": window_start("hour", current_hour),
-        "day": window_start("day", current_hour),
-        "week": window_start("week", current_hour),
+        "hour": window_start("hour", anchor),
+        "day": window_start("day", anchor),
+        "week": window_start("week", anchor),
         "t0": t0,
         "hl": hl,
         "type_ids": type_ids,
@@ -72,11 +83,17 @@ def scores_params(*, current_hour: datetime, t0: int, hl: int, video_ids: list[i
 
 
 def scores_from_counters(*, params: dict[str, Any], chunk: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
-    """Chunks of (video id, score per window) rows, by video id."""
+    """Chunks of (video id, score per window in WINDOWS order, None where it has none) rows, by video id."""
     with connection.chunked_cursor() as cur:
         cur.execute(SCORES_SQL, params)
         while rows := cur.fetchmany(chunk):
-            yield rows
+            yield [(*row, _rising(row[1], row[3])) for row in rows]
+
+
+def _rising(hour: float | None, week: float | None) -> float | None:
+    if hour is None or abs(hour) <= EPS["hour"]:
+        return None
+    return rising_score(hour, week or 0.0)
 
 
 @dataclass
@@ -157,7 +174,7 @@ def _rebuild_locked(report: Progress, chunk: int, started: float, scopes: set[st
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cur.execute("SELECT pg_current_snapshot()::text, now()")
             snapshot, snapshot_time = cur.fetchone()
-        current_hour = window_current_hour()
+        anchor = window_anchor()
         total_videos = video_count()
         counted_batches = [
             str(b)
@@ -180,7 +197,7 @@ def _rebuild_locked(report: Progress, chunk: int, started: float, scopes: set[st
 
         report("scores", 0, total_videos)
         done = 0
-        for rows in scores_from_counters(params=scores_params(current_hour=current_hour, t0=t0, hl=hl), chunk=chunk):
+        for rows in scores_from_counters(params=scores_params(anchor=anchor, t0=t0, hl=hl), chunk=chunk):
             for vid, *values in rows:
                 known = catalogue.get(vid)
                 if known is not None and known[0]:  # only published videos are ranked

@@ -20,55 +20,81 @@ from redis.exceptions import RedisError
 
 from core.metrics import GaugeSource
 from events.selectors import event_type_weights
-from leaderboard.windows import WINDOWS, hour_floor, window_start
+from leaderboard.windows import RISING_PRIOR_PER_HOUR, WEEK_HOURS, WINDOWS, minute_floor, rising_score, window_start
 from scoring.models import DeadLetter, HourlyCounter, WindowState
 from videos.selectors import videos_published
 
 logger = logging.getLogger(__name__)
 
 
-def window_current_hour() -> datetime:
-    """The hour the sliding windows are anchored at (the current UTC hour before the first batch)."""
-    hour = WindowState.objects.filter(id=1).values_list("current_hour", flat=True).first()
-    return hour if hour is not None else hour_floor(timezone.now())
+def window_anchor() -> datetime:
+    """The minute the sliding windows are anchored at (the current UTC minute before the first batch)."""
+    anchor = WindowState.objects.filter(id=1).values_list("anchor", flat=True).first()
+    return anchor if anchor is not None else minute_floor(timezone.now())
 
 
 def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
-    """Per window, per event type: events, units, weight and the score they add (from Postgres)."""
-    current_hour = window_current_hour()
+    """Per window, per event type: events, units, weight and the score they add (from Postgres).
+
+    Rising's rows are the last 60 minutes per type, their units divided by the video's baseline
+    (``rising_inputs`` gives the inputs).
+    """
+    anchor = window_anchor()
+    hl = settings.RANKING_TRENDING_HALF_LIFE_S
+    params = {
+        "video": video_id,
+        "hour": window_start("hour", anchor),
+        "day": window_start("day", anchor),
+        "week": window_start("week", anchor),
+        "now": timezone.now().timestamp(),
+        "hl": hl,
+    }
     with connection.cursor() as cur:
         cur.execute(
             """
             SELECT c.event_type_id,
-                   COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(hour)s), 0),
-                   COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(hour)s), 0),
                    COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(day)s), 0),
                    COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(day)s), 0),
                    COALESCE(SUM(c.events) FILTER (WHERE c.hour >= %(week)s), 0),
                    COALESCE(SUM(c.units) FILTER (WHERE c.hour >= %(week)s), 0),
                    COALESCE(SUM(c.events), 0), COALESCE(SUM(c.units), 0),
                    COALESCE(SUM(c.events), 0),
-                   COALESCE(SUM(c.units * power(2::float8, (extract(epoch FROM c.hour) - %(now)s) / %(hl)s)), 0)
+                   COALESCE(SUM(c.trend_units * power(2::float8, (extract(epoch FROM c.hour) - %(now)s) / %(hl)s)), 0)
             FROM scoring_hourlycounter c
             WHERE c.video_id = %(video)s
             GROUP BY c.event_type_id
             """,
-            {
-                "video": video_id,
-                "hour": window_start("hour", current_hour),
-                "day": window_start("day", current_hour),
-                "week": window_start("week", current_hour),
-                "now": timezone.now().timestamp(),
-                "hl": settings.RANKING_TRENDING_HALF_LIFE_S,
-            },
+            params,
         )
         by_type = {row[0]: row[1:] for row in cur.fetchall()}
-    zero = (0,) * (2 * len(WINDOWS))
+        cur.execute(
+            """
+            SELECT c.event_type_id, COALESCE(SUM(c.events), 0), COALESCE(SUM(c.units), 0)
+            FROM scoring_minutecounter c
+            WHERE c.video_id = %(video)s AND c.minute >= %(hour)s
+            GROUP BY c.event_type_id
+            """,
+            params,
+        )
+        last_hour = {row[0]: row[1:] for row in cur.fetchall()}
+    counted = ("day", "week", "all", "trending")
+    weights = sorted(event_type_weights().items(), key=lambda kv: kv[1][0])
+    values: dict[int, dict[str, tuple[float, float]]] = {}
+    for type_id, _ in weights:
+        hourly = by_type.get(type_id, (0,) * (2 * len(counted)))
+        values[type_id] = {w: (hourly[2 * i], hourly[2 * i + 1]) for i, w in enumerate(counted)}
+        values[type_id]["hour"] = last_hour.get(type_id, (0, 0))
+    # Rising is linear in the last hour's score once the baseline is fixed: each type's units are
+    # its last-hour units over the denominator, so the rows add up to the rising score too.
+    week = sum(weight * float(values[t]["week"][1]) for t, (_, weight) in weights)
+    denominator = max(week, 0.0) / WEEK_HOURS + RISING_PRIOR_PER_HOUR
+    for type_id, _ in weights:
+        events, units = values[type_id]["hour"]
+        values[type_id]["rising"] = (events, float(units) / denominator)
     breakdown: dict[str, list[dict[str, Any]]] = {w: [] for w in WINDOWS}
-    for type_id, (name, weight) in sorted(event_type_weights().items(), key=lambda kv: kv[1][0]):
-        values = by_type.get(type_id, zero)
-        for i, window in enumerate(WINDOWS):
-            events, units = int(values[2 * i]), float(values[2 * i + 1])
+    for type_id, (name, weight) in weights:
+        for window in WINDOWS:
+            events, units = int(values[type_id][window][0]), float(values[type_id][window][1])
             breakdown[window].append(
                 {
                     "type": name,
@@ -79,6 +105,19 @@ def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
                 }
             )
     return breakdown
+
+
+def rising_inputs(*, breakdown: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """What a video's rising score is made of (leaderboard.windows.rising_score), from its breakdown."""
+    hour = sum(item["score"] for item in breakdown["hour"])
+    week = sum(item["score"] for item in breakdown["week"])
+    return {
+        "last_hour_score": round(hour, 6),
+        "week_score": round(week, 6),
+        "week_average_per_hour": round(max(week, 0.0) / WEEK_HOURS, 6),
+        "prior_per_hour": RISING_PRIOR_PER_HOUR,
+        "rising_score": round(rising_score(hour, week), 6) + 0.0,
+    }
 
 
 # --- hourly activity ---------------------------------------------------------------------

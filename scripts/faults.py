@@ -195,8 +195,9 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
     from core.redis import redis_client
     from events.models import EventType
     from leaderboard import keys as rk
-    from leaderboard.windows import WINDOW_BITS, epoch, hour_floor, window_mask
+    from leaderboard.windows import WINDOW_BITS, epoch, hour_floor, minute_floor, rising_score, window_mask
     from scoring.models import HourlyCounter
+    from scoring.selectors import window_anchor
 
     types = {t.name: t for t in EventType.objects.all()}
     truth: dict[tuple[int, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
@@ -219,9 +220,8 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
             video, type_, hour = key
             report.examples.append(f"{video}/{type_}/{hour:%H}h: counted {actual[key][0]}, accepted {truth[key][0]}")
 
+    anchor = window_anchor()
     with connection.cursor() as cur:
-        cur.execute("SELECT current_hour FROM scoring_windowstate WHERE id = 1")
-        current_hour = cur.fetchone()[0]
         cur.execute("SELECT id, category_id FROM videos_video WHERE id = ANY(%s)", [list({k[0] for k in truth})])
         category_of = dict(cur.fetchall())
     client = redis_client()
@@ -230,15 +230,22 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
         for cid in {None, *category_of.values()}
     }
     expected: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for (vid, type_, hour), (_, units) in truth.items():
-        score = types[type_].weight * units
-        mask = window_mask(hour, current_hour)
+    for event in accepted:
+        vid = event["video_id"]
+        minute = minute_floor(datetime.fromisoformat(event["occurred_at"]))
+        units = min(event["watch_seconds"] / durations[vid], 1.0) if event["type"] == "watch" else 1.0
+        score = types[event["type"]].weight * units
+        mask = window_mask(minute, anchor)
         for window, bit in WINDOW_BITS.items():
             if mask & bit:
                 for cid in (None, category_of[vid]):
                     t0, hl = trend[cid]
-                    value = score * (2 ** ((epoch(hour) - t0) / hl) if window == "trending" else 1)
+                    value = score * (2 ** ((epoch(minute) - t0) / hl) if window == "trending" else 1)
                     expected[rk.ranking_key(window, cid)][vid] += value
+    for cid in {None, *category_of.values()}:
+        hours, weeks = expected[rk.ranking_key("hour", cid)], expected[rk.ranking_key("week", cid)]
+        for vid, hour_score in hours.items():
+            expected[rk.ranking_key("rising", cid)][vid] = rising_score(hour_score, weeks.get(vid, 0.0))
     for zkey, scores in expected.items():
         stored = {rk.video_id_of(m): -s for m, s in client.zrange(zkey, 0, -1, withscores=True)}
         report.keys_checked += 1

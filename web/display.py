@@ -19,6 +19,7 @@ WINDOW_LABELS: dict[str, str] = {
     "week": "Last 7 days",
     "all": "All time",
     "trending": "Trending",
+    "rising": "Rising",
 }
 
 SPARK_W, SPARK_H, SPARK_PAD = 120, 32, 2.0

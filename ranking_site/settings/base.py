@@ -232,7 +232,8 @@ RANKING_SNAPSHOT_RETENTION = timedelta(days=env_int("RANKING_SNAPSHOT_RETENTION_
 CELERY_BEAT_SCHEDULE = {
     "batches-repair": {"task": "scoring.tasks.batches_repair", "schedule": 5.0},
     "rankings-watchdog": {"task": "scoring.tasks.rankings_watchdog", "schedule": 10.0},
-    "rankings-rollover": {"task": "scoring.tasks.window_rollover", "schedule": 30.0},
+    # Every 10 s: the hour window moves by whole minutes, at most 10 s after each minute starts.
+    "rankings-rollover": {"task": "scoring.tasks.window_rollover", "schedule": 10.0},
     "rankings-rebase": {"task": "scoring.tasks.trending_rebase", "schedule": 3600.0},
     "rankings-snapshot": {"task": "rankings.tasks.snapshot_take", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
     "seen-events-prune": {"task": "scoring.tasks.seen_events_prune", "schedule": 3600.0},

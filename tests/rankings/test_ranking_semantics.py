@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leaderboard.windows import WINDOWS, hour_floor
+from leaderboard.windows import WINDOWS, hour_floor, minute_floor
 from scoring.ledger import window_rollover
 from scoring.models import WindowState
 from tests.conftest import wire
@@ -155,8 +155,8 @@ def test_trending_scores_older_events_lower_than_the_raw_window(
     raw = scores_by_id(api, window="day")
     trending = scores_by_id(api, window="trending")
     assert raw[old_video.id] == raw[new_video.id] == 10.0
-    # Forward decay by the bucket start: an event of age t weighs 2^(-t / half-life).
-    age = (timezone.now() - hour_floor(twelve_hours_ago)).total_seconds()
+    # Forward decay by the minute bucket's start: an event of age t weighs 2^(-t / half-life).
+    age = (timezone.now() - minute_floor(twelve_hours_ago)).total_seconds()
     expected = 10.0 * 2 ** (-age / settings.RANKING_TRENDING_HALF_LIFE_S)
     assert trending[old_video.id] == pytest.approx(expected, rel=1e-3)
     assert trending[old_video.id] < raw[old_video.id] / 3
@@ -169,39 +169,38 @@ def test_window_rollover_drops_buckets_from_sliding_windows_but_not_from_all(
 ) -> None:
     # A controlled clock: the windows are anchored two days back, at an exact hour.
     anchor = hour_floor(timezone.now()) - timedelta(hours=48)
-    WindowState.objects.update_or_create(id=1, defaults={"current_hour": anchor})
+    WindowState.objects.update_or_create(id=1, defaults={"anchor": anchor})
     video = make_video()
-    previous_bucket = anchor - timedelta(hours=1)
-    older_bucket = anchor - timedelta(hours=2)
     apply_events(
         [
-            *likes(video.id, 1, occurred_at=anchor),  # 5 in the current bucket
-            wire(video.id, "comment", occurred_at=previous_bucket),  # 10 in the previous one
-            wire(video.id, "share", occurred_at=older_bucket),  # 50 two buckets back
+            *likes(video.id, 1, occurred_at=anchor),  # 5, in the anchor's minute
+            wire(video.id, "comment", occurred_at=anchor - timedelta(minutes=50)),  # 10, 50 minutes before
+            wire(video.id, "share", occurred_at=anchor - timedelta(minutes=65)),  # 50, 65 minutes before
         ]
     )
 
     def score(window: str) -> float | None:
         return scores_by_id(api, window=window).get(video.id)
 
-    # hour = current bucket + previous bucket only.
+    # hour = exactly the last 60 minutes: 65 minutes old is in day, not in hour; 50 minutes old is in both.
     assert score("hour") == 15.0
     assert score("day") == score("week") == score("all") == 65.0
 
-    assert window_rollover(now=anchor + timedelta(hours=1, minutes=30)) == 1
-    assert score("hour") == 5.0  # the previous bucket left the hour window
+    assert window_rollover(now=anchor + timedelta(minutes=9, seconds=30)) == 9
+    assert score("hour") == 15.0  # the comment is 59 minutes old: still inside
+    assert window_rollover(now=anchor + timedelta(minutes=10)) == 1
+    assert score("hour") == 5.0  # 60 minutes old: it left, to the minute
+    window_rollover(now=anchor + timedelta(minutes=60))
+    assert score("hour") is None
     assert score("day") == 65.0
 
-    # day = the 24 buckets H-23 .. H: a bucket stays in it for exactly 24 roll-overs.
-    window_rollover(now=anchor + timedelta(hours=21))
-    assert score("day") == 65.0  # anchor - 2 h is the oldest of the 24
-    assert window_rollover(now=anchor + timedelta(hours=21, minutes=59)) == 0
-    assert score("day") == 65.0
+    # day = the 24 hour buckets H-23 .. H: a bucket stays in it for exactly 24 hours.
+    window_rollover(now=anchor + timedelta(hours=21, minutes=59))
+    assert score("day") == 65.0  # the share's bucket (anchor - 2 h) is the oldest of the 24
     window_rollover(now=anchor + timedelta(hours=22))
     assert score("day") == 15.0
     window_rollover(now=anchor + timedelta(hours=23))
     assert score("day") == 5.0
-    assert score("hour") is None
     assert score("week") == score("all") == 65.0
 
     # The breakdown reads Postgres with the same anchor and agrees with Redis.
@@ -213,3 +212,39 @@ def test_window_rollover_drops_buckets_from_sliding_windows_but_not_from_all(
     window_rollover(now=anchor + timedelta(hours=24))
     assert score("day") is None  # the anchor bucket left after 24 hours
     assert score("week") == score("all") == 65.0
+
+
+def test_a_burst_on_a_quiet_video_tops_rising_long_before_all(
+    api: APIClient, make_video: MakeVideo, apply_events: Apply
+) -> None:
+    anchor = hour_floor(timezone.now()) - timedelta(hours=48)
+    WindowState.objects.update_or_create(id=1, defaults={"anchor": anchor})
+    star, quiet, tiny = make_video(), make_video(), make_video()
+    apply_events(
+        [
+            *likes(star.id, 200, occurred_at=anchor - timedelta(days=3)),  # 1000 over the week: big and steady
+            *likes(star.id, 10, occurred_at=anchor - timedelta(minutes=5)),  # 50 this hour: its usual pace
+            *likes(quiet.id, 30, occurred_at=anchor - timedelta(minutes=2)),  # 150 this hour, nothing before
+            *[wire(tiny.id, "view", occurred_at=anchor) for _ in range(3)],  # three views: the prior keeps it down
+        ]
+    )
+    rising = list(scores_by_id(api, window="rising"))
+    assert rising[0] == quiet.id and rising[-1] == tiny.id
+    assert next(iter(scores_by_id(api, window="all"))) == star.id
+
+    body = api.get(f"/api/v1/rankings/videos/{quiet.id}/").json()
+    expected = 150.0 / (150.0 / 168 + 50.0)
+    assert body["rising"] == {
+        "last_hour_score": 150.0,
+        "week_score": 150.0,
+        "week_average_per_hour": pytest.approx(150.0 / 168, abs=1e-6),
+        "prior_per_hour": 50.0,
+        "rising_score": pytest.approx(expected, abs=1e-6),
+    }
+    assert body["standings"]["rising"]["global"]["score"] == pytest.approx(expected, abs=1e-6)
+
+    # The burst ages out of the hour window to the minute, and the video leaves rising with it.
+    window_rollover(now=anchor + timedelta(minutes=57))
+    assert quiet.id in scores_by_id(api, window="rising")  # two minutes old at anchor - 2 + 59
+    window_rollover(now=anchor + timedelta(minutes=58))
+    assert quiet.id not in scores_by_id(api, window="rising")

@@ -47,18 +47,21 @@ def test_trending_halves_after_one_half_life_and_survives_a_rebase(
     rankings_rebuild()  # reference time t0 = this hour
     video = make_video()
     apply_events([wire(video.id, "like", occurred_at=start + timedelta(minutes=5)) for _ in range(2)])
-    assert trending(video.id) == pytest.approx(10.0)
     half_life = timedelta(seconds=settings.RANKING_TRENDING_HALF_LIFE_S)
+    # Minute resolution: the likes decay from their minute, five minutes after the start.
+    ahead = 2 ** (timedelta(minutes=5) / half_life)
+    assert trending(video.id) == pytest.approx(10.0 * ahead)
     clock.now = start + half_life
-    assert trending(video.id) == pytest.approx(5.0)
+    assert trending(video.id) == pytest.approx(5.0 * ahead)
     clock.now = start + 2 * half_life
-    assert trending(video.id) == pytest.approx(2.5)
+    assert trending(video.id) == pytest.approx(2.5 * ahead)
 
     assert trending_rebase(now=start + 2 * half_life, min_age_s=0) is True
-    assert trending(video.id) == pytest.approx(2.5)
+    assert trending(video.id) == pytest.approx(2.5 * ahead)
     # A late event for the first hour, applied after the rebase, weighs what it would have before.
     apply_events([wire(video.id, "like", occurred_at=start + timedelta(minutes=30))])
-    assert trending(video.id) == pytest.approx(2.5 * 1.5)
+    late = 1.25 * 2 ** (timedelta(minutes=30) / half_life)
+    assert trending(video.id) == pytest.approx(2.5 * ahead + late)
 
 
 def test_trending_ranks_a_fresh_like_above_an_old_share_after_enough_half_lives(

@@ -132,7 +132,7 @@ def test_check_sees_stale_metadata_and_unbuilt_rankings(seeded: None) -> None:
 
 def expected_scores(window: str) -> dict[int, float]:
     """Sum of weight * units by hand, published videos only, from the counters."""
-    current = WindowState.objects.get(id=1).current_hour
+    current = WindowState.objects.get(id=1).anchor
     start = window_start(window, current)
     weights = dict(EventType.objects.values_list("id", "weight"))
     published = set(Video.objects.filter(status="published").values_list("id", flat=True))
