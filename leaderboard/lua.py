@@ -32,17 +32,20 @@ local TRENDING = {WINDOWS.index("trending") + 1}
 local HOUR = {WINDOWS.index("hour") + 1}
 local WEEK = {WINDOWS.index("week") + 1}
 local RISING = {WINDOWS.index("rising") + 1}
+-- Returns the member's new (stored, negated) score, 0 when it left the set.
 local function zadd_delta(key, m, delta, w)
   local s = tonumber(redis.call('ZINCRBY', key, -delta, m))
-  if math.abs(s) <= EPS[w] then redis.call('ZREM', key, m) end
+  if math.abs(s) <= EPS[w] then redis.call('ZREM', key, m); return 0 end
+  return s
 end
--- leaderboard.windows.rising_score, from the member's hour and week scores (stored negated).
-local function rising_update(keys, m)
-  local h = redis.call('ZSCORE', keys[HOUR], m)
-  h = h and -tonumber(h) or 0
+-- leaderboard.windows.rising_score from the member's hour and week scores; either is read only
+-- when this delta did not just return it (ZINCRBY answers with the new score).
+local function rising_update(keys, m, h, w)
+  if h == nil then h = tonumber(redis.call('ZSCORE', keys[HOUR], m) or 0) end
+  h = -h
   if math.abs(h) <= EPS[HOUR] then redis.call('ZREM', keys[RISING], m); return end
-  local w = redis.call('ZSCORE', keys[WEEK], m)
-  w = w and -tonumber(w) or 0
+  if w == nil then w = tonumber(redis.call('ZSCORE', keys[WEEK], m) or 0) end
+  w = -w
   if w < 0 then w = 0 end
   redis.call('ZADD', keys[RISING], -(h / (w / {WEEK_HOURS} + {RISING_PRIOR_PER_HOUR!r})), m)
 end
@@ -71,14 +74,16 @@ for i = 1, #ARGV, 4 do
   local minute = tonumber(ARGV[i + 1])
   local mask = tonumber(ARGV[i + 2])
   local score = tonumber(ARGV[i + 3])
+  local h, wk
   for w = 1, #NAMES do
     if w ~= RISING and bit.band(mask, BITS[w]) ~= 0 then
       local delta = score
       if w == TRENDING then delta = score * math.pow(2, (minute - t0) / hl) end
-      zadd_delta(KEYS[w], m, delta, w)
+      local new = zadd_delta(KEYS[w], m, delta, w)
+      if w == HOUR then h = new elseif w == WEEK then wk = new end
     end
   end
-  if bit.band(mask, BITS[HOUR] + BITS[WEEK]) ~= 0 then rising_update(KEYS, m) end
+  if h ~= nil or wk ~= nil then rising_update(KEYS, m, h, wk) end
   n = n + 1
 end
 redis.call('SET', KEYS[{_N + 3}], gen, 'EX', 172800)
