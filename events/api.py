@@ -73,7 +73,11 @@ INGEST_SCHEMA = extend_schema(
         "first (type known, video exists and is published, fields well-formed); if any is invalid "
         "nothing is accepted and the 400 lists each bad item by index and field. Valid events are "
         "written to Kafka (acks=all) before the 202. On 503 retry with the same `event_id`s: an id "
-        "is counted once however often it is sent. Rate limited per API key and per client IP."
+        "is counted once however often it is sent. An `event_id` repeated inside one request (e.g. an "
+        "offline queue flushed twice) is accepted too and counted once: its first occurrence is the one "
+        "produced and counted, later ones are ignored. `accepted` is the number of events in the request, "
+        "repeats included, and `event_ids` lists one id per event in request order, so a repeated id "
+        "appears at each of its positions. Rate limited per API key and per client IP."
     ),
     tags=["events"],
     parameters=[

@@ -56,6 +56,8 @@ class IngestResult:
 
     @property
     def accepted(self) -> int:
+        # The events of the request, a repeated event id at each of its positions: the
+        # client can match the count against what it sent, without knowing which were repeats.
         return len(self.event_ids)
 
 
@@ -90,32 +92,35 @@ def _check_videos(valid: Mapping[int, Mapping[str, Any]], errors: dict[int, Any]
             errors.setdefault(index, {})["video_id"] = [f"Unknown or unpublished video {attrs['video_id']}."]
 
 
-def _check_duplicate_ids(valid: Mapping[int, Mapping[str, Any]], errors: dict[int, Any]) -> None:
-    # The worker counts an event id once, so a repeat inside one request would be silently lost.
-    first_seen: dict[uuid.UUID, int] = {}
-    for index in sorted(valid):
-        event_id = valid[index].get("event_id")
-        if event_id is None:
-            continue
-        if event_id in first_seen:
-            errors.setdefault(index, {})["event_id"] = [
-                f"Same event_id as item {first_seen[event_id]}; each event needs its own id."
-            ]
-        else:
-            first_seen[event_id] = index
+def _first_occurrences(events: Sequence[WireEvent]) -> list[WireEvent]:
+    """The events to produce: a repeated event id only at its first position.
+
+    A client flushing an offline queue may send one event twice in a request; the
+    id counts once, as across requests, and the first occurrence is the one counted.
+    Producing the repeat too would be harmless (the worker claims each id once) but
+    would put a message on the topic that can never count.
+    """
+    seen: set[uuid.UUID] = set()
+    first: list[WireEvent] = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            first.append(event)
+    return first
 
 
 def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) -> IngestResult:
     """Validate every event of the request, then produce them all to Kafka, or none.
 
-    Raises ValidationError (details by item index and field) when any event is
-    invalid, and EventsNotProduced when Kafka does not acknowledge them.
+    An event id repeated inside the request is produced once (its first occurrence)
+    but listed at each of its positions in ``event_ids``, so the answer lines up with
+    the request. Raises ValidationError (details by item index and field) when any
+    event is invalid, and EventsNotProduced when Kafka does not acknowledge them.
     """
     items, batch = _items_of(payload)
     now = timezone.now()
     valid, errors = _validate_items(items, now=now)
     _check_videos(valid, errors)
-    _check_duplicate_ids(valid, errors)
     if errors:
         if batch:
             raise ValidationError({"events": {str(index): errors[index] for index in sorted(errors)}})
@@ -136,7 +141,7 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
     event_ids = [str(event.event_id) for event in events]
     try:
         started = time.perf_counter()
-        events_produce(events=events)
+        events_produce(events=_first_occurrences(events))
         metrics.produce_latency(time.perf_counter() - started)
     except KafkaUnavailable:
         logger.warning(

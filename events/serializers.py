@@ -30,7 +30,8 @@ class EventInputSerializer(StrictSerializer):
 
     event_id = serializers.UUIDField(
         required=False,
-        help_text="Client-chosen id; resending the same id is counted once. Assigned by the server when absent.",
+        help_text="Client-chosen id; the same id sent again, in another request or in the same one, is counted "
+        "once. Assigned by the server when absent.",
     )
     video_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Id of a published video.")
     type = serializers.CharField(max_length=32, help_text="Name of a known event type, e.g. view, like, watch.")
@@ -115,7 +116,12 @@ class EventBatchInputSerializer(StrictSerializer):
 
 
 class IngestAcceptedOutputSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField(help_text="Number of events produced to Kafka.")
+    accepted = serializers.IntegerField(
+        help_text="Number of events in the request (the length of `event_ids`), a repeated `event_id` "
+        "included at each of its positions although it is counted once."
+    )
     event_ids = serializers.ListField(
-        child=serializers.UUIDField(), help_text="Event ids in input order, including server-assigned ones."
+        child=serializers.UUIDField(),
+        help_text="One id per event of the request, in request order, including server-assigned ones; "
+        "a repeated `event_id` appears at each of its positions.",
     )

@@ -10,7 +10,6 @@ input refused. The seed is fixed (derandomize), so a run is reproducible.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,8 +86,6 @@ def _repair_event(event: Any, seed: Seed, index: int) -> Any:
     event["type"] = "watch" if event.get("watch_seconds") is not None else "view"
     if "occurred_at" in event:
         event["occurred_at"] = timezone.now().isoformat()
-    if "event_id" in event:
-        event["event_id"] = str(uuid.uuid4())  # ids repeated within one request are refused, rightly
     return event
 
 

@@ -349,8 +349,7 @@ def test_every_bad_item_is_listed_by_index_and_field(
         {"video_id": video.id, "type": "watch"},
         {"video_id": 999_999, "type": "like"},
         {"video_id": removed.id, "type": "like", "event_id": dup},
-        {**_valid(video.id), "event_id": dup},
-        {**_valid(video.id), "event_id": dup},
+        {**_valid(video.id), "event_id": dup},  # a repeated id is no fault of its own
     ]
     before = topic.end_offsets()
 
@@ -363,11 +362,38 @@ def test_every_bad_item_is_listed_by_index_and_field(
             "2": {"watch_seconds": ["Required for events of type 'watch'."]},
             "3": {"video_id": ["Unknown or unpublished video 999999."]},
             "4": {"video_id": [f"Unknown or unpublished video {removed.id}."]},
-            "5": {"event_id": ["Same event_id as item 4; each event needs its own id."]},
-            "6": {"event_id": ["Same event_id as item 4; each event needs its own id."]},
         }
     }
     assert topic.end_offsets() == before
+
+
+def test_event_id_repeated_in_one_request_is_accepted_and_produced_once(
+    post: Callable[..., Any], make_video: Callable[..., Any], topic: Topic
+) -> None:
+    # A client flushing an offline queue twice: the id counts once, as across requests.
+    first, second = make_video(), make_video()
+    dup, other = str(uuid.uuid4()), str(uuid.uuid4())
+    events: list[dict[str, Any]] = [
+        {"event_id": dup, "video_id": first.id, "type": "like"},
+        {"event_id": other, "video_id": second.id, "type": "view"},
+        {"event_id": dup, "video_id": second.id, "type": "share"},  # differs: the first occurrence wins
+        {"video_id": first.id, "type": "view"},
+        {"event_id": dup, "video_id": first.id, "type": "like"},
+    ]
+    before = topic.end_offsets()
+
+    response = post({"events": events})
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["accepted"] == len(events)
+    ids = body["event_ids"]
+    assert [ids[0], ids[1], ids[2], ids[4]] == [dup, other, dup, dup]
+    assert ids[3] not in {dup, other} and uuid.UUID(ids[3]).version == 4
+    got = topic.read_ids(before, {dup, other, ids[3]})
+    assert {event_id: len(messages) for event_id, messages in got.items()} == {dup: 1, other: 1, ids[3]: 1}
+    [(key, message)] = got[dup]
+    assert (key, message["video_id"], message["type"]) == (str(first.id).encode(), first.id, "like")
 
 
 def test_hidden_video_in_redis_is_rejected_even_if_the_database_would_allow_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from django.conf import settings
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
+from events.ingest import api_key_create
 from events.producer import events_produce
 from events.wire import WireEvent
 from rankings.selectors import ranking_top
 from scoring.bridge import Buffer, hand_off
-from scoring.models import Batch
+from scoring.models import Batch, HourlyCounter
 from scoring.rebuild import rankings_rebuild
 from tests.processes import bridge, running, wait_for, worker
 
@@ -149,3 +151,50 @@ def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_pa
             two.output()[-1500:],
             wk.output()[-3000:],
         )
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_event_id_repeated_in_one_request_counts_once_end_to_end(
+    client: Any, make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
+) -> None:
+    rankings_rebuild()
+    first, second = make_video(), make_video()
+    _, raw_key = api_key_create(name="offline queue")
+    dup = str(uuid.uuid4())
+
+    def post(events: list[dict[str, Any]]) -> Any:
+        return client.post(
+            "/api/v1/events/",
+            data=json.dumps({"events": events}),
+            content_type="application/json",
+            headers={"Authorization": f"Api-Key {raw_key}"},
+        )
+
+    def ranked() -> dict[int, float]:
+        return {e.video["id"]: e.score for e in ranking_top(window="day").results}
+
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    with running(bridge(tmp_path, group=group), worker(tmp_path)) as (br, wk):
+        response = post(
+            [
+                {"event_id": dup, "video_id": first.id, "type": "like"},
+                {"video_id": second.id, "type": "view"},
+                {"event_id": dup, "video_id": first.id, "type": "share"},  # the first occurrence wins
+                {"event_id": dup, "video_id": first.id, "type": "like"},
+            ]
+        )
+        assert response.status_code == 202, response.content
+        assert response.json()["accepted"] == 4
+        assert wait_for(lambda: ranked() == {first.id: 5.0, second.id: 1.0}, timeout=60), (
+            ranked(),
+            br.output()[-2000:],
+            wk.output()[-2000:],
+        )
+        # A later event of the same video (same partition, so read after the repeats) is counted on top of one like.
+        assert post([{"video_id": first.id, "type": "view"}]).status_code == 202
+        assert wait_for(lambda: ranked().get(first.id) == 6.0, timeout=30), ranked()
+    assert ranked() == {first.id: 6.0, second.id: 1.0}
+    rows = HourlyCounter.objects.filter(video__in=[first, second]).select_related("event_type")
+    counted = {(row.video_id, row.event_type.name): row.events for row in rows}
+    assert counted == {(first.id, "like"): 1, (first.id, "view"): 1, (second.id, "view"): 1}
