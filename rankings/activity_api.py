@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from core.api.errors import NotFoundError
 from core.api.mixins import BackendUnavailableMixin
 from core.api.schema import SERVICE_UNAVAILABLE, error_response, invalid_params_response
-from core.api.serializers import MAX_ID
+from core.api.serializers import MAX_ID, StrictIntegerField
 from scoring.selectors import ACTIVITY_MAX_HOURS as MAX_HOURS
 from scoring.selectors import ACTIVITY_MAX_IDS as MAX_IDS
 from scoring.selectors import activity_range, video_activity_hourly_cached
@@ -24,8 +24,8 @@ TAGS = ["activity"]
 HOURS_HELP = f"How many hourly buckets, the current hour last: 1..{MAX_HOURS} (24 = a day, 168 = a week)."
 
 
-def _hours_field() -> serializers.IntegerField:
-    return serializers.IntegerField(min_value=1, max_value=MAX_HOURS, default=24, help_text=HOURS_HELP)
+def _hours_field() -> StrictIntegerField:
+    return StrictIntegerField(min_value=1, max_value=MAX_HOURS, default=24, help_text=HOURS_HELP)
 
 
 @extend_schema_field(

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from core.api.errors import NotFoundError
 from core.api.mixins import BackendUnavailableMixin
+from core.api.pagination import MAX_OFFSET
 from core.api.schema import SERVICE_UNAVAILABLE, error_response, invalid_params_response
 from leaderboard.windows import WINDOWS
 from rankings import selectors
@@ -131,7 +132,7 @@ class RankingListApi(BackendUnavailableMixin, APIView):
             400: invalid_params_response(
                 WINDOW_INVALID_DETAILS,
                 LIMIT_INVALID_DETAILS,
-                {"offset": ["Ensure this value is greater than or equal to 0."]},
+                {"offset": [f"Ensure this value is less than or equal to {MAX_OFFSET}."]},
             ),
             404: CATEGORY_NOT_FOUND,
             503: SERVICE_UNAVAILABLE,

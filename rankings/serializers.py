@@ -11,7 +11,10 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from core.api.pagination import MAX_OFFSET
+from core.api.serializers import StrictIntegerField
 from leaderboard.windows import WINDOWS
+from videos.serializers import category_slug_field
 
 WINDOW_HELP = (
     "`hour`: exactly the last 60 minutes, at minute resolution; `day`: the last 24 UTC hour buckets; `week`: "
@@ -33,12 +36,8 @@ def _window_field() -> serializers.ChoiceField:
     )
 
 
-def _category_field() -> serializers.CharField:
-    return serializers.CharField(
-        required=False,
-        max_length=64,
-        help_text="Category slug; omit for the global ranking. Unknown slug: 404.",
-    )
+def _category_field() -> serializers.SlugField:
+    return category_slug_field(help_text="Category slug; omit for the global ranking. Unknown slug: 404.")
 
 
 # --- input ----------------------------------------------------------------------
@@ -47,14 +46,19 @@ def _category_field() -> serializers.CharField:
 class RankingListInputSerializer(serializers.Serializer):
     window = _window_field()
     category = _category_field()
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=20, help_text="Page size, 1..100.")
-    offset = serializers.IntegerField(min_value=0, default=0, help_text="0-based position of the first entry.")
+    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=20, help_text="Page size, 1..100.")
+    offset = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_OFFSET,
+        default=0,
+        help_text=f"0-based position of the first entry, 0..{MAX_OFFSET:,}; past the end the page is empty.",
+    )
 
 
 class RankingAroundInputSerializer(serializers.Serializer):
     window = _window_field()
     category = _category_field()
-    radius = serializers.IntegerField(
+    radius = StrictIntegerField(
         min_value=0, max_value=MAX_RADIUS, default=5, help_text="Neighbours on each side, 0..50."
     )
 
@@ -62,7 +66,7 @@ class RankingAroundInputSerializer(serializers.Serializer):
 class RankingMoversInputSerializer(serializers.Serializer):
     window = _window_field()
     category = _category_field()
-    limit = serializers.IntegerField(
+    limit = StrictIntegerField(
         min_value=1, max_value=MAX_LIMIT, default=20, help_text="At most this many climbers and new entries, 1..100."
     )
 

@@ -9,10 +9,23 @@ from videos.models import Category, Video
 # --- catalogue ---------------------------------------------------------------
 
 
-class VideoListInputSerializer(serializers.Serializer):
-    category = serializers.SlugField(
-        required=False, max_length=64, help_text="Only videos of this category (slug). Unknown slug: 404."
+def category_slug_field(*, help_text: str) -> serializers.SlugField:
+    """The optional ``category`` query parameter of every endpoint that filters by category.
+
+    Nothing is stripped: Python's str.strip() also removes control characters such
+    as \x1f, so a "slug" made of them would become "" and be refused as blank, when
+    the fault is that it is not a slug. Refused values get the slug message.
+    """
+    return serializers.SlugField(
+        required=False,
+        max_length=Category._meta.get_field("slug").max_length,
+        trim_whitespace=False,
+        help_text=help_text,
     )
+
+
+class VideoListInputSerializer(serializers.Serializer):
+    category = category_slug_field(help_text="Only videos of this category (slug). Unknown slug: 404.")
 
 
 class VideoOutputSerializer(serializers.ModelSerializer):

@@ -11,12 +11,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.serializers import StrictIntegerField
+
 MAX_PAGE_SIZE = 100
+# Past the end a page is empty, so any bound above the longest list would do. This one is far
+# above a catalogue of millions of videos and far below where a backend stops reading the
+# number exactly (Lua numbers are doubles: 2^53; Redis and Postgres offsets: 2^63).
+MAX_OFFSET = 1_000_000_000
 
 
 class _PageInputSerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
-    offset = serializers.IntegerField(min_value=0, required=False)
+    limit = StrictIntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
+    offset = StrictIntegerField(min_value=0, max_value=MAX_OFFSET, required=False)
 
 
 class StrictLimitOffsetPagination(LimitOffsetPagination):
@@ -24,8 +30,8 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
 
     DRF's own class silently falls back to the default page or clamps the
     limit; a client asking for 500 rows would then page wrongly without
-    noticing. The rankings endpoints reject the same input, so the whole API
-    agrees.
+    noticing. An offset above MAX_OFFSET is refused too, naming the bound. The
+    rankings endpoints reject the same input, so the whole API agrees.
     """
 
     default_limit = 20
@@ -51,7 +57,7 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         params = super().get_schema_operation_parameters(view)
         bounds = {
             "limit": {"minimum": 1, "maximum": self.max_limit, "default": self.default_limit},
-            "offset": {"minimum": 0, "default": 0},
+            "offset": {"minimum": 0, "maximum": MAX_OFFSET, "default": 0},
         }
         for param in params:
             param["schema"].update(bounds.get(param["name"], {}))
