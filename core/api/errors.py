@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,12 +77,47 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+API_NOT_FOUND_ROUTE = "api-not-found"
+
+
+def _endpoint_with_slash(request: HttpRequest) -> str | None:
+    """The endpoint the client most likely meant when it left out the trailing slash."""
+    if request.path_info.endswith("/"):
+        return None
+    try:
+        match = resolve(request.path_info + "/")
+    except Resolver404:
+        return None
+    return None if match.url_name == API_NOT_FOUND_ROUTE else request.path + "/"
+
+
+def _api_not_found_response(request: HttpRequest) -> JsonResponse:
+    details: dict[str, Any] = {"path": request.path}
+    message = "No endpoint matches this URL."
+    meant = _endpoint_with_slash(request)
+    if meant is not None:
+        details["did_you_mean"] = meant
+        message = f"No endpoint matches this URL; did you mean {meant}?"
+    return JsonResponse(error_body("not_found", message, details), status=404)
+
+
+@csrf_exempt  # it only ever answers 404; without this a POST would get the CSRF failure page instead
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """The last route under /api/: any URL there that no endpoint matches, whatever the method.
+
+    handler404 alone is not enough: with DEBUG on, Django answers an unmatched URL
+    with its technical HTML page and never calls handler404. Being a route, this
+    also turns off APPEND_SLASH for /api/ (the URL without its slash now matches
+    something); that redirect lost a POST's body, and with DEBUG on a POST got a 500,
+    so the 404 names the endpoint with the slash instead.
+    """
+    return _api_not_found_response(request)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """A URL no route matches (e.g. /api/v1/videos/abc/): JSON under /api/, Django's page elsewhere."""
+    """Django's 404 (e.g. an Http404 outside DRF): JSON under /api/, Django's page elsewhere."""
     if _is_api(request):
-        return JsonResponse(
-            error_body("not_found", "No endpoint matches this URL.", {"path": request.path}), status=404
-        )
+        return _api_not_found_response(request)
     return defaults.page_not_found(request, exception or Http404())
 
 

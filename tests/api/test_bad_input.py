@@ -1,7 +1,7 @@
 """Bad input on every read endpoint gets a clear 4xx naming the field at fault, never a
-500 or 503: integers of query strings, their bounds and category slugs. The endpoints
-and parameters are read from the committed schema, so a new one is covered as soon as
-it is documented."""
+500 or 503: integers of query strings, their bounds, category slugs, and URLs under
+/api/ that no route matches (with DEBUG on and off). The endpoints and parameters are
+read from the committed schema, so a new one is covered as soon as it is documented."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from django.test import Client
 
 from tests.http import error_of
 
@@ -128,3 +129,50 @@ def test_a_category_that_is_not_a_slug_is_refused_as_such(
         name: ["Ensure this field has no more than 64 characters."]
     }
     assert api.get(url, {**required, name: "music"}).status_code == 200  # the video's category
+
+
+# --- URLs that match no route ----------------------------------------------------------------------
+
+UNMATCHED = [
+    ("get", "/api/v1/videos/abc/"),
+    ("get", "/api/v1/no-such-endpoint/"),
+    ("get", "/api/v1/no-such-endpoint"),
+    ("get", "/api/v1/rankings/videos/null,null/around/"),
+    ("get", "/api/v2/rankings/"),
+    ("get", "/api/"),
+    ("post", "/api/v1/no-such-endpoint/"),
+    ("delete", "/api/v1/videos/abc/"),
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize(("method", "path"), UNMATCHED, ids=[f"{m} {p}" for m, p in UNMATCHED])
+def test_an_unmatched_api_url_is_a_json_404(settings: Any, debug: bool, method: str, path: str) -> None:
+    settings.DEBUG = debug
+    # CSRF is enforced as for a browser: a POST must still get the 404, not the CSRF failure page.
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response["Content-Type"] == "application/json"
+    error = error_of(response, 404)
+    assert error["code"] == "not_found"
+    assert error["details"] == {"path": path}
+    assert response["X-Request-ID"]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_endpoint_without_its_trailing_slash_is_a_404_naming_it(settings: Any, debug: bool, method: str) -> None:
+    # Not a redirect: a redirected POST loses its body (and with DEBUG on Django raised a 500 for it).
+    settings.DEBUG = debug
+    for path in ("/api/v1/events", "/api/v1/rankings", "/api/v1/rankings/videos/7"):
+        error = error_of(getattr(Client(), method)(path), 404)
+        assert error["details"] == {"path": path, "did_you_mean": path + "/"}
+        assert error["message"] == f"No endpoint matches this URL; did you mean {path}/?"
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_an_unmatched_url_outside_the_api_keeps_the_html_page(settings: Any, debug: bool) -> None:
+    settings.DEBUG = debug
+    response = Client().get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+    assert Client().get("/apis/").status_code == 404
