@@ -4,10 +4,11 @@ with the documentation UIs from local assets (no CDN)."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ import pytest
 import yaml
 from django.core.management import call_command
 from django.test import Client, override_settings
+from django.utils.dateparse import parse_datetime
+
+from events.ingest import api_key_create
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "openapi.yaml"
@@ -147,6 +151,58 @@ def test_schema_endpoint_serves_the_committed_schema(client: Client) -> None:
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi")
     assert response.status_code == 200
     assert yaml.safe_load(response.content) == yaml.safe_load(COMMITTED.read_text())
+
+
+# --- documented request examples ----------------------------------------------------------
+
+
+def _request_examples(schema: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+    """(path, method, example name, body) of every request-body example of the schema."""
+    return [
+        (path, method, name, example["value"])
+        for path, method, operation in _operations(schema)
+        for media in operation.get("requestBody", {}).get("content", {}).values()
+        for name, example in media.get("examples", {}).items()
+    ]
+
+
+def _values(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair nested anywhere in a JSON value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key, item
+            yield from _values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _values(item)
+
+
+def test_request_examples_hold_no_absolute_time() -> None:
+    # A fixed timestamp is accepted for 7 days and refused ever after; the examples must keep working.
+    examples = _request_examples(yaml.safe_load(COMMITTED.read_text()))
+    assert examples
+    dated = [
+        (path, name, key)
+        for path, _, name, body in examples
+        for key, value in _values(body)
+        if isinstance(value, str) and parse_datetime(value) is not None
+    ]
+    assert not dated, dated
+
+
+def test_every_documented_request_example_is_accepted(client: Client, make_video: Callable[..., Any]) -> None:
+    examples = _request_examples(yaml.safe_load(COMMITTED.read_text()))
+    assert {name for path, _, name, _ in examples if path == "/api/v1/events/"} >= {"SingleEvent", "Batch"}
+    # The examples name videos by id; here those videos exist and are published, as in the demo data.
+    for video_id in sorted({v for _, _, _, body in examples for key, v in _values(body) if key == "video_id"}):
+        make_video(id=video_id)
+    _, raw_key = api_key_create(name="examples")
+    for path, method, name, body in examples:
+        for attempt in ("first", "again"):  # resending an example (same event ids) is accepted too
+            response = getattr(client, method)(
+                path, data=json.dumps(body), content_type="application/json", HTTP_X_API_KEY=raw_key
+            )
+            assert 200 <= response.status_code < 300, (method.upper(), path, name, attempt, response.content)
 
 
 # --- documentation UIs -------------------------------------------------------------------
