@@ -64,6 +64,13 @@ def worker(log_dir: Path, *, name: str = "worker") -> Proc:
     return Proc(name, argv, log_dir, process_env())
 
 
+def web(log_dir: Path, *, port: int, **env: str) -> Proc:
+    """The web app under gunicorn with the Procfile's worker settings, as ``make run`` serves it."""
+    argv = [sys.executable, "-m", "gunicorn", "ranking_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            "--workers", "2", "--threads", "4", "--graceful-timeout", "3"]  # fmt: skip
+    return Proc("web", argv, log_dir, process_env(**env))
+
+
 def wait_for(predicate: object, timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
