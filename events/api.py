@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any, cast
 
 from django.conf import settings
@@ -37,14 +39,55 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+# A \uD800-\uDFFF escape: half of a UTF-16 surrogate pair, fine in a pair (an escaped emoji), not alone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """Whether any string of the parsed body, key or value, holds an unpaired surrogate (is not text)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            strings: Any = item.keys()
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        elif isinstance(item, str):
+            strings = (item,)
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 class SafeJSONParser(JSONParser):
-    """JSONParser that answers 400, not 500, to JSON nested deeper than the decoder's recursion limit."""
+    """JSONParser that answers 400, not 500, to JSON it decodes but the API cannot handle.
+
+    Nested deeper than the decoder's recursion limit; or holding an unpaired
+    surrogate escape such as "\\ud800": Python's decoder accepts it, but the string is
+    not Unicode text, so it could be neither produced to Kafka nor echoed back in an
+    error (an unknown field named with one made the error response itself fail).
+    """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        body = stream.read()
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+        # The byte scan keeps the walk off the common path: only a body with such an escape is walked.
+        if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(data):
+            raise exceptions.ParseError(
+                "JSON parse error - a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff); "
+                "send valid Unicode."
+            )
+        return data
 
 
 def request_id_for(request: Request) -> str:

@@ -447,8 +447,18 @@ def test_bad_envelope(post: Callable[..., Any], topic: Topic, body: Any, field: 
 
 @pytest.mark.parametrize(
     "raw",
-    ["{not json", '{"video_id": NaN, "type": "view"}', "[" * 100_000, b'{"type": "\xff"}', ""],
-    ids=["malformed", "nan", "deeply-nested", "not-utf8", "empty"],
+    [
+        "{not json",
+        '{"video_id": NaN, "type": "view"}',
+        "[" * 100_000,
+        b'{"type": "\xff"}',
+        "",
+        # Unpaired surrogate escapes decode, but are not text: echoed back as an unknown field, one made a 500.
+        '{"video_id": 1, "type": "view", "\\ud800": 1}',
+        '{"events": [{"video_id": 1, "type": "view"}], "x\\udfff": 1}',
+        '{"events": [{"video_id": 1, "type": "view", "user_id": "\\ud83d"}]}',
+    ],
+    ids=["malformed", "nan", "deeply-nested", "not-utf8", "empty", "surrogate-key", "surrogate-batch-key", "surrogate"],
 )
 def test_unparseable_body_is_400_not_500(post: Callable[..., Any], topic: Topic, raw: str | bytes) -> None:
     before = topic.end_offsets()
@@ -456,6 +466,16 @@ def test_unparseable_body_is_400_not_500(post: Callable[..., Any], topic: Topic,
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] in {"parse_error", "invalid"}
     assert topic.end_offsets() == before
+
+
+def test_an_escaped_surrogate_pair_is_text(post: Callable[..., Any], video: Any, topic: Topic) -> None:
+    # An emoji as an ASCII-only client escapes it (Python's json.dumps does by default).
+    before = topic.end_offsets()
+    response = post({"video_id": video.id, "type": "view", "user_id": "fan-\U0001f600"})
+    assert response.status_code == 202, response.content
+    [event_id] = response.json()["event_ids"]
+    [(_, message)] = topic.read_ids(before, [event_id])[event_id]
+    assert message["user_id"] == "fan-\U0001f600"
 
 
 def test_wrong_content_type_is_415(client: Any, raw_key: str) -> None:
