@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 SCHEME = "Api-Key"
 HEADER = "HTTP_X_API_KEY"
-# The library's keys are "<8-char prefix>.<32-char secret>"; anything far off is not worth a query.
+# The library's keys are "<8-char prefix>.<32-char secret>", both of ASCII letters and digits; anything
+# else is not worth a query (and a NUL in the prefix would make Postgres refuse the query: a 500).
 MAX_KEY_LENGTH = 150
+_KEY_FORM = re.compile(r"[A-Za-z0-9]+\.[A-Za-z0-9]+", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +79,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw_key = raw_key_of(request)
         if raw_key is None:
             return None
-        prefix, dot, secret = raw_key.partition(".")
-        if not raw_key or not dot or not prefix or not secret or len(raw_key) > MAX_KEY_LENGTH:
+        if len(raw_key) > MAX_KEY_LENGTH or not _KEY_FORM.fullmatch(raw_key):
             raise exceptions.AuthenticationFailed("Malformed API key.")
         try:
             api_key = api_key_verify(raw_key=raw_key)

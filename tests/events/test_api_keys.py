@@ -124,8 +124,24 @@ def test_missing_key_is_401_with_challenge(send: Callable[..., Any]) -> None:
         {"X-API-Key": ""},
         {"X-API-Key": "abc." + "x" * 200},
         {"X-API-Key": "zzzzzzzz.doesnotexistdoesnotexist12345"},
+        # Characters no key has: refused before any query (a NUL made Postgres refuse the lookup: a 500).
+        {"Authorization": "Api-Key abc\x00defg.0123456789"},
+        {"X-API-Key": "\x00"},
+        {"X-API-Key": "abcdéfgh.0123456789"},
+        {"X-API-Key": "abcdefgh.0123.456789"},
     ],
-    ids=["no-dot", "empty", "other-scheme", "empty-header", "too-long", "unknown"],
+    ids=[
+        "no-dot",
+        "empty",
+        "other-scheme",
+        "empty-header",
+        "too-long",
+        "unknown",
+        "nul",
+        "only-nul",
+        "accent",
+        "two-dots",
+    ],
 )
 def test_malformed_or_unknown_key_is_401(send: Callable[..., Any], headers: dict[str, str]) -> None:
     response = send(headers)
