@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from typing import Any, cast
@@ -81,8 +82,11 @@ class SafeJSONParser(JSONParser):
             data = super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
-        # The byte scan keeps the walk off the common path: only a body with such an escape is walked.
-        if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(data):
+        # The byte scan keeps the walk off the common path: a UTF-8 body is walked only when it holds such
+        # an escape. A body in another charset (UTF-16, say) cannot be scanned as bytes, so it is always walked.
+        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+        scannable = codecs.lookup(encoding).name == "utf-8"
+        if (not scannable or _SURROGATE_ESCAPE.search(body)) and _has_lone_surrogate(data):
             raise exceptions.ParseError(
                 "JSON parse error - a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff); "
                 "send valid Unicode."

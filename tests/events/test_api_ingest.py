@@ -468,6 +468,23 @@ def test_unparseable_body_is_400_not_500(post: Callable[..., Any], topic: Topic,
     assert topic.end_offsets() == before
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32", "latin-1"])
+def test_an_unpaired_surrogate_escape_is_refused_in_any_charset(
+    client: Any, raw_key: str, video: Any, topic: Topic, charset: str
+) -> None:
+    before = topic.end_offsets()
+    body = '{"video_id": ' + str(video.id) + ', "type": "view", "\\ud800": 1}'
+    response = client.generic(
+        "POST",
+        URL,
+        data=body.encode(charset),
+        content_type=f"application/json; charset={charset}",
+        headers={"X-API-Key": raw_key},
+    )
+    assert assert_error(response, 400, "parse_error")["message"].startswith("JSON parse error")
+    assert topic.end_offsets() == before
+
+
 def test_an_escaped_surrogate_pair_is_text(post: Callable[..., Any], video: Any, topic: Topic) -> None:
     # An emoji as an ASCII-only client escapes it (Python's json.dumps does by default).
     before = topic.end_offsets()
