@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
-import io
 import re
 from typing import Any, cast
 
@@ -17,9 +15,10 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]  # stubs predate it
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import json as drf_json
 from rest_framework.views import APIView
 
 from core.api.errors import ErrorOutputSerializer, error_body
@@ -41,7 +40,7 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 # A \uD800-\uDFFF escape: half of a UTF-16 surrogate pair, fine in a pair (an escaped emoji), not alone.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _has_lone_surrogate(data: Any) -> bool:
@@ -74,19 +73,21 @@ class SafeJSONParser(JSONParser):
     surrogate escape such as "\\ud800": Python's decoder accepts it, but the string is
     not Unicode text, so it could be neither produced to Kafka nor echoed back in an
     error (an unknown field named with one made the error response itself fail).
+    The body is decoded in one piece (JSONParser reads it whole too), so the check can scan its text.
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        body = stream.read()
+        encoding = get_encoding(parser_context or {})
         try:
-            data = super().parse(io.BytesIO(body), media_type, parser_context)
+            text = stream.read().decode(encoding)
+            data = drf_json.loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
-        # The byte scan keeps the walk off the common path: a UTF-8 body is walked only when it holds such
-        # an escape. A body in another charset (UTF-16, say) cannot be scanned as bytes, so it is always walked.
-        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
-        scannable = codecs.lookup(encoding).name == "utf-8"
-        if (not scannable or _SURROGATE_ESCAPE.search(body)) and _has_lone_surrogate(data):
+        # The scans keep the walk off the common path: most bodies hold no backslash at all (a one-pass
+        # byte search), and only a body with a surrogate escape is walked.
+        if "\\" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
             raise exceptions.ParseError(
                 "JSON parse error - a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff); "
                 "send valid Unicode."
