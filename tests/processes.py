@@ -58,9 +58,10 @@ def bridge(log_dir: Path, *, group: str, name: str = "bridge", max_wait_ms: int 
     return Proc(name, argv, log_dir, process_env())
 
 
-def worker(log_dir: Path, *, name: str = "worker") -> Proc:
+def worker(log_dir: Path, *, name: str = "worker", concurrency: int = 4) -> Proc:
     argv = [sys.executable, "-m", "celery", "-A", "ranking_site", "worker", "--pool", "threads",
-            "--concurrency", "4", "-l", "info", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"]  # fmt: skip
+            "--concurrency", str(concurrency), "-l", "info", "--without-gossip", "--without-mingle",
+            "-n", f"{name}@%h"]  # fmt: skip
     return Proc(name, argv, log_dir, process_env())
 
 

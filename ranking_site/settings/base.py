@@ -189,7 +189,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 300, minimum=10)}
 CELERY_TASK_ALWAYS_EAGER = False
 # Keep a worker's database connection across tasks (Celery's Django fixup closes it after
-# every task by default; CONN_MAX_AGE and health checks still retire stale ones).
+# every task by default); ranking_site/celery.py retires a broken or CONN_MAX_AGE-old one
+# after each task, as Django does after each request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
 # --- Rankings ------------------------------------------------------------
