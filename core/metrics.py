@@ -132,7 +132,14 @@ BATCH_SIZE = Histogram(
     "Kafka messages per batch handed from the bridge to a Celery task.",
     (1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000),
 )
-COUNTERS = (EVENTS_ACCEPTED, EVENTS_REJECTED)
+BATCHES_FAILED = Counter(
+    "ranking_batches_failed",
+    "Batch tasks that gave up, by reason: retries_exhausted (transient errors outlasted every retry; the "
+    "sweeper re-queues the batch later), error (a deterministic error; the batch waits for an operator), "
+    "time_limit (the soft time limit stopped it).",
+    label="reason",
+)
+COUNTERS = (EVENTS_ACCEPTED, EVENTS_REJECTED, BATCHES_FAILED)
 HISTOGRAMS = (PRODUCE_SECONDS, READ_SECONDS, BATCH_SECONDS, BATCH_SIZE)
 
 
@@ -245,6 +252,10 @@ def ranking_read_observed(*, endpoint: str, seconds: float) -> None:
 def batch_observed(size: int, seconds: float) -> None:
     BATCH_SIZE.observe(float(size))
     BATCH_SECONDS.observe(seconds)
+
+
+def batch_failed(*, reason: str) -> None:
+    _buffer.add(BATCHES_FAILED.key, label_value(reason), 1)
 
 
 def bridge_lag_record(*, lag: dict[int, int]) -> None:

@@ -1,18 +1,18 @@
-"""Admin of what scoring owns (dead letters) and of the rebuild that applies a weight change."""
+"""Admin of what scoring owns (dead letters, batches left behind) and of the rebuild that applies a weight change."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from events.admin import EventTypeAdmin
 from events.models import EventType
 from scoring import tasks
-from scoring.ledger import dead_letter_replay
-from scoring.models import DeadLetter
+from scoring.ledger import batches_retry, dead_letter_replay
+from scoring.models import Batch, DeadLetter
 
 
 def _queue_rebuild(request: HttpRequest, admin_: admin.ModelAdmin[Any]) -> None:
@@ -58,3 +58,41 @@ class DeadLetterAdmin(admin.ModelAdmin[DeadLetter]):
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         result = dead_letter_replay(dead_letter_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"Replayed {result.replayed}; still failing {result.failed}.", messages.INFO)
+
+
+@admin.register(Batch)
+class PendingBatchAdmin(admin.ModelAdmin[Batch]):
+    """Batches not yet in the rankings: waiting, or failed and waiting for an operator.
+
+    Applied batches are left out: the ledger holds millions of them, and they need nothing.
+    """
+
+    list_display = ["id", "source", "received_at", "processed_at", "failures", "failed_at", "error"]
+    list_filter = ["source", ("failed_at", admin.EmptyFieldListFilter)]
+    fields = ("id", "source", "received_at", "processed_at", "applied_at", "counted", "failures", "failed_at", "error")
+    readonly_fields = fields
+    ordering = ["received_at"]
+    show_full_result_count = False
+    actions = ["retry"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Batch]:
+        # Two conditions, one per partial index of the ledger (unprocessed; processed but unapplied).
+        pending = Q(processed_at__isnull=True) | Q(processed_at__isnull=False, applied_at__isnull=True)
+        return super().get_queryset(request).filter(pending).defer("payload", "deltas")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Batch | None = None) -> bool:
+        return False
+
+    @admin.action(description="Retry selected failed batches", permissions=["view"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        queued = batches_retry(batch_ids=[str(b) for b in queryset.values_list("id", flat=True)])
+        for batch_id in queued:
+            tasks.batch_process.delay(batch_id)
+        self.message_user(
+            request,
+            f"Queued {len(queued)} failed batch(es) again; failed batches already counted are applied by the sweeper.",
+            messages.INFO,
+        )

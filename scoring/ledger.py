@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from leaderboard import store
 from leaderboard.keys import scope_for
@@ -117,8 +118,46 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
             applied_at=now if not deltas else None,
         )
     if deltas and apply:
-        outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas)
+        try:
+            outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas)
+        except RedisError:
+            # Counted in Postgres already: the sweeper applies the deltas once Redis answers.
+            logger.warning("Redis unavailable after counting batch %s; the sweeper will apply it", batch_id)
     return outcome
+
+
+def batch_failure_record(*, batch_id: str, error: str, permanent: bool) -> bool:
+    """A task gave up on this batch: count the failure and keep the error with the batch.
+
+    The batch stays in the ledger. A permanent error (one every attempt would raise
+    again), or the ``SCORING_BATCH_MAX_FAILURES``-th failure of any kind, also sets
+    ``failed_at``: the sweeper then leaves the batch to an operator (admin, "Retry")
+    instead of re-queueing it forever. Returns whether the batch is now failed.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE scoring_batch
+            SET failures = failures + 1, error = %s,
+                failed_at = CASE WHEN %s OR failures + 1 >= %s THEN now() END
+            WHERE id = %s AND applied_at IS NULL AND failed_at IS NULL
+            RETURNING failed_at IS NOT NULL
+            """,
+            [error[:2000], permanent, settings.SCORING_BATCH_MAX_FAILURES, batch_id],
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def batches_retry(*, batch_ids: Sequence[str]) -> list[str]:
+    """Give failed batches another chance (an operator fixed the cause); returns the ones to queue.
+
+    Processed ones (their Redis apply failed) are applied by the sweeper once ``failed_at`` is cleared.
+    """
+    retried = Batch.objects.filter(id__in=batch_ids, failed_at__isnull=False)
+    unprocessed = [str(b) for b in retried.filter(processed_at__isnull=True).values_list("id", flat=True)]
+    retried.update(failed_at=None, failures=0, error="")
+    return unprocessed
 
 
 def batch_mark_applied(*, batch_id: str) -> None:
@@ -153,13 +192,16 @@ def batches_repair(*, unprocessed_after_s: float = 15.0, unapplied_after_s: floa
     requeued = [
         str(b)
         for b in Batch.objects.filter(
-            processed_at__isnull=True, received_at__lt=now - timedelta(seconds=unprocessed_after_s)
+            processed_at__isnull=True,
+            failed_at__isnull=True,
+            received_at__lt=now - timedelta(seconds=unprocessed_after_s),
         ).values_list("id", flat=True)[:500]
     ]
     applied = 0
     pending = Batch.objects.filter(
         processed_at__isnull=False,
         applied_at__isnull=True,
+        failed_at__isnull=True,
         processed_at__lt=now - timedelta(seconds=unapplied_after_s),
     ).order_by("processed_at")
     for batch in pending[:500]:

@@ -87,6 +87,14 @@ class Batch(models.Model):
     deltas = models.JSONField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     counted = models.IntegerField(default=0)
+    failures = models.PositiveSmallIntegerField(default=0, help_text="Times a task gave up on this batch.")
+    failed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when the batch is no longer retried by itself (a deterministic error, or failed too often); "
+        "an operator retries it from the admin.",
+    )
+    error = models.TextField(blank=True, help_text="The last error a task gave up with.")
 
     class Meta:
         indexes = [
@@ -98,6 +106,7 @@ class Batch(models.Model):
                 name="batch_unapplied",
                 condition=models.Q(processed_at__isnull=False, applied_at__isnull=True),
             ),
+            models.Index(fields=["failed_at"], name="batch_failed", condition=models.Q(failed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -1,36 +1,60 @@
 """Thin Celery tasks: ids in, a service call inside. Services are idempotent,
-which is what makes acks_late and retries safe."""
+which is what makes acks_late and retries safe.
+
+Only transient errors are retried (core.retry), a bounded number of times with
+jittered backoff. A batch task that gives up records why (BatchTask.on_failure):
+the batch stays in the ledger, counted in ``ranking_batches_failed_total``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from celery import shared_task
-from django.db import DatabaseError, InterfaceError
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from core import metrics
+from core.retry import RETRY_TRANSIENT, error_transient
 from scoring import ledger, rebuild
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(DatabaseError, InterfaceError),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    max_retries=None,
-)
+class BatchTask(Task):
+    """A batch task that gives up says so: a metric, and the error kept with the batch."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        batch_id = str(args[0] if args else kwargs["batch_id"])
+        if isinstance(exc, SoftTimeLimitExceeded):
+            reason = "time_limit"
+        elif error_transient(exc):
+            reason = "retries_exhausted"
+        else:
+            reason = "error"
+        metrics.batch_failed(reason=reason)
+        try:
+            failed = ledger.batch_failure_record(
+                batch_id=batch_id, error=f"{type(exc).__name__}: {exc}", permanent=reason == "error"
+            )
+        except DatabaseError:  # Postgres is what failed: the batch is untouched and the sweeper re-queues it
+            failed = False
+        logger.error(
+            "batch %s failed (%s); %s",
+            batch_id,
+            reason,
+            "it waits for an operator" if failed else "the sweeper will queue it again",
+            extra={"batch_id": batch_id, "reason": reason, "error": f"{type(exc).__name__}: {exc}"},
+        )
+
+
+@shared_task(base=BatchTask, acks_late=True, **RETRY_TRANSIENT)
 def batch_process(batch_id: str) -> dict[str, object]:
     started = time.perf_counter()
-    try:
-        outcome = ledger.batch_process(batch_id=batch_id)
-    except RedisError:
-        # Counted in Postgres already; the repair task applies the deltas when Redis is back.
-        logger.warning("Redis unavailable after counting batch %s; repair will apply it", batch_id)
-        return {"batch_id": batch_id, "applied": False}
+    outcome = ledger.batch_process(batch_id=batch_id)
     if not outcome.already_processed:
         elapsed = time.perf_counter() - started
         metrics.batch_observed(outcome.received, elapsed)
@@ -39,7 +63,8 @@ def batch_process(batch_id: str) -> dict[str, object]:
     return outcome.__dict__
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=1, max_retries=3)
+# No retries: beat runs it again in a few seconds.
+@shared_task(acks_late=True)
 def batches_repair() -> dict[str, int]:
     try:
         outcome = ledger.batches_repair()
@@ -51,22 +76,22 @@ def batches_repair() -> dict[str, int]:
     return {"requeued": len(outcome.requeued), "applied": outcome.applied}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **RETRY_TRANSIENT)
 def seen_events_prune() -> int:
     return ledger.seen_events_prune()
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError, RedisError), retry_backoff=2, max_retries=5)
+@shared_task(acks_late=True, **RETRY_TRANSIENT)
 def window_rollover() -> int:
     return ledger.window_rollover()
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError, RedisError), retry_backoff=2, max_retries=5)
+@shared_task(acks_late=True, **RETRY_TRANSIENT)
 def trending_rebase() -> bool:
     return ledger.trending_rebase()
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError, RedisError), retry_backoff=2, max_retries=5)
+@shared_task(acks_late=True, **RETRY_TRANSIENT)
 def rankings_rebuild() -> dict[str, object]:
     return rebuild.rankings_rebuild().__dict__
 

@@ -193,6 +193,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 # after each task, as Django does after each request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
+# A batch whose task gave up this many times (transient errors outlasting every retry)
+# is left to an operator instead of being re-queued again (docs/exactly-once.md).
+SCORING_BATCH_MAX_FAILURES = env_int("SCORING_BATCH_MAX_FAILURES", 3, minimum=1)
+
 # --- Rankings ------------------------------------------------------------
 RANKING_TRENDING_HALF_LIFE_S = env_int("RANKING_TRENDING_HALF_LIFE_S", 6 * 3600, minimum=60)
 RANKING_SNAPSHOT_INTERVAL_S = env_int("RANKING_SNAPSHOT_INTERVAL_S", 300, minimum=5)

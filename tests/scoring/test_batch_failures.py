@@ -1,0 +1,177 @@
+"""A batch task retries only transient errors, a bounded number of times, and a batch it
+gives up on stays visible: counted in a metric and kept in the ledger with its error.
+
+The errors are raised by the real Postgres server: a trigger on the counters table
+fails the insert with the SQLSTATE under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from core import metrics
+from core.retry import TRANSIENT_ERRORS
+from scoring.ledger import batch_store, batches_repair, batches_retry
+from scoring.models import Batch, HourlyCounter
+from scoring.tasks import batch_process
+from tests.api.test_observability import scrape, value
+from tests.conftest import wire
+
+pytestmark = pytest.mark.django_db
+
+SERIALIZATION_FAILURE = "40001"  # psycopg2 TransactionRollbackError: Django's OperationalError
+INVALID_TEXT = "22P02"  # psycopg2 InvalidTextRepresentation: Django's DataError
+
+
+@pytest.fixture(autouse=True)
+def _metrics_from_zero() -> Iterator[None]:
+    metrics.metrics_recording_resume()
+    metrics.metrics_reset()
+    metrics.gauge_sources_cache_clear()
+    yield
+    metrics.gauge_sources_cache_clear()
+
+
+@pytest.fixture
+def counters_fail() -> Callable[..., Callable[[], int]]:
+    """Make Postgres refuse counter rows of one video with an SQLSTATE, the first ``times``
+    attempts (every one when None); returns how many attempts reached the table so far."""
+
+    def install(*, video_id: int, sqlstate: str, times: int | None = None) -> Callable[[], int]:
+        with connection.cursor() as cur:
+            # A sequence: its increments survive the rollback of the failed attempt.
+            cur.execute("CREATE SEQUENCE test_attempts")
+            cur.execute(
+                f"""
+                CREATE FUNCTION test_counters_fail() RETURNS trigger AS $$
+                BEGIN
+                    IF NEW.video_id = {int(video_id)}
+                       AND nextval('test_attempts') <= {times if times is not None else "'Infinity'::float8"} THEN
+                        RAISE EXCEPTION 'injected failure' USING ERRCODE = '{sqlstate}';
+                    END IF;
+                    RETURN NEW;
+                END $$ LANGUAGE plpgsql
+                """
+            )
+            cur.execute(
+                "CREATE TRIGGER test_counters_fail BEFORE INSERT ON scoring_hourlycounter "
+                "FOR EACH ROW EXECUTE FUNCTION test_counters_fail()"
+            )
+
+        def attempts() -> int:
+            with connection.cursor() as cur:
+                cur.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM test_attempts")
+                return int(cur.fetchone()[0])
+
+        return attempts
+
+    return install  # the test's transaction drops the trigger again
+
+
+def stored(raws: list[str]) -> str:
+    return str(batch_store(topic="t", messages=[[0, n, raw] for n, raw in enumerate(raws)]).id)
+
+
+def test_retry_policy_is_bounded_with_jittered_backoff() -> None:
+    assert batch_process.autoretry_for == TRANSIENT_ERRORS
+    assert batch_process.max_retries == 5
+    assert batch_process.retry_backoff and batch_process.retry_backoff_max <= 60
+    assert batch_process.retry_jitter is True
+
+
+def test_a_transient_error_is_retried_until_it_clears(
+    make_video: Callable[..., Any], rankings_ready: None, counters_fail: Any
+) -> None:
+    video = make_video()
+    attempts = counters_fail(video_id=video.id, sqlstate=SERIALIZATION_FAILURE, times=2)
+    batch_id = stored([wire(video.id, "like")])
+    result = batch_process.apply(args=[batch_id])  # run here; a retry runs again at once
+    assert result.successful(), result.traceback
+    assert attempts() == 3
+    assert HourlyCounter.objects.get(video=video).events == 1
+    assert Batch.objects.get(id=batch_id).failures == 0
+
+
+def test_a_transient_error_that_persists_gives_up_after_the_last_retry_and_leaves_the_batch(
+    client: Client, make_video: Callable[..., Any], rankings_ready: None, counters_fail: Any
+) -> None:
+    video = make_video()
+    attempts = counters_fail(video_id=video.id, sqlstate=SERIALIZATION_FAILURE)
+    batch_id = stored([wire(video.id, "like")])
+    result = batch_process.apply(args=[batch_id])
+    assert result.failed()
+    assert attempts() == 1 + batch_process.max_retries
+    batch = Batch.objects.get(id=batch_id)
+    assert batch.processed_at is None and batch.failed_at is None  # the sweeper queues it again later
+    assert (batch.failures, batch.error.split(":")[0]) == (1, "OperationalError")
+    assert batches_repair(unprocessed_after_s=0).requeued == [batch_id]
+    assert value(scrape(client), "ranking_batches_failed_total", reason="retries_exhausted") == 1
+
+
+def test_a_deterministic_error_is_not_retried_and_the_batch_waits_for_an_operator(
+    client: Client, make_video: Callable[..., Any], rankings_ready: None, counters_fail: Any
+) -> None:
+    video = make_video()
+    attempts = counters_fail(video_id=video.id, sqlstate=INVALID_TEXT)
+    batch_id = stored([wire(video.id, "like")])
+    assert batch_process.apply(args=[batch_id]).failed()
+    assert attempts() == 1
+    batch = Batch.objects.get(id=batch_id)
+    assert batch.failed_at is not None and batch.error.startswith("DataError: injected failure")
+    assert batches_repair(unprocessed_after_s=0).requeued == []
+    assert value(scrape(client), "ranking_batches_failed_total", reason="error") == 1
+
+    # The operator fixed the cause and retries it.
+    with connection.cursor() as cur:
+        cur.execute("DROP TRIGGER test_counters_fail ON scoring_hourlycounter")
+    assert batches_retry(batch_ids=[batch_id]) == [batch_id]
+    assert batch_process.apply(args=[batch_id]).successful()
+    assert HourlyCounter.objects.get(video=video).events == 1
+
+
+def test_a_batch_that_keeps_failing_stops_being_requeued(
+    make_video: Callable[..., Any], rankings_ready: None, counters_fail: Any, settings: Any
+) -> None:
+    video = make_video()
+    counters_fail(video_id=video.id, sqlstate=SERIALIZATION_FAILURE)
+    batch_id = stored([wire(video.id, "like")])
+    for _ in range(settings.SCORING_BATCH_MAX_FAILURES):
+        assert batches_repair(unprocessed_after_s=0).requeued == [batch_id]
+        assert batch_process.apply(args=[batch_id]).failed()
+    batch = Batch.objects.get(id=batch_id)
+    assert batch.failures == settings.SCORING_BATCH_MAX_FAILURES and batch.failed_at is not None
+    assert batches_repair(unprocessed_after_s=0).requeued == []
+
+
+def test_failed_batches_are_listed_in_the_admin_and_retried_from_it(
+    client: Client, make_video: Callable[..., Any], rankings_ready: None
+) -> None:
+    from django.contrib.auth.models import User
+
+    from ranking_site.celery import app as celery_app
+
+    User.objects.create_superuser("operator", "operator@example.com", "a-long-password-42")
+    client.login(username="operator", password="a-long-password-42")
+    video = make_video()
+    failed = stored([wire(video.id, "like")])
+    Batch.objects.filter(id=failed).update(failed_at=timezone.now(), failures=1, error="DataError: injected")
+    done = stored([wire(video.id, "share")])
+    batch_process.apply(args=[done])
+
+    page = client.get("/admin/scoring/batch/?failed_at__isnull=False")
+    assert page.status_code == 200
+    assert failed in page.content.decode() and done not in page.content.decode()
+    celery_app.conf.task_always_eager = True  # the queued task runs here, as a worker would
+    try:
+        response = client.post("/admin/scoring/batch/", {"action": "retry", "_selected_action": [failed]})
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert response.status_code == 302
+    assert Batch.objects.get(id=failed).processed_at is not None
+    assert HourlyCounter.objects.filter(video=video).count() == 2
