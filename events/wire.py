@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,8 +79,15 @@ def wire_parse(raw: str | bytes) -> WireEvent:
     if occurred is None or occurred.tzinfo is None:
         raise WireError("missing or invalid occurred_at")
     watch = body.get("watch_seconds")
-    if watch is not None and (not isinstance(watch, int | float) or isinstance(watch, bool) or watch < 0):
-        raise WireError("invalid watch_seconds")
+    if watch is not None:
+        # json.loads accepts NaN and Infinity, and integers of any size: a count no float,
+        # JSON column or score can hold would fail the whole batch, not just this event.
+        try:
+            watch = float(watch) if isinstance(watch, int | float) and not isinstance(watch, bool) else None
+        except OverflowError:
+            watch = None
+        if watch is None or not math.isfinite(watch) or watch < 0:
+            raise WireError("invalid watch_seconds")
     user = body.get("user_id")
     return WireEvent(
         event_id=event_id,
@@ -87,6 +95,6 @@ def wire_parse(raw: str | bytes) -> WireEvent:
         type=event_type,
         occurred_at=occurred,
         user_id=str(user) if user not in (None, "") else None,
-        watch_seconds=float(watch) if watch is not None else None,
+        watch_seconds=watch,
         request_id=str(body["request_id"]) if body.get("request_id") else None,
     )

@@ -94,6 +94,21 @@ def test_bad_messages_go_to_dead_letters_and_do_not_stop_the_batch(
     assert day_scores() == {video.id: 5.0}
 
 
+@pytest.mark.parametrize("watch", ["NaN", "Infinity", "-Infinity", "1e999", "1" + "0" * 400])
+def test_a_watch_time_no_number_can_hold_is_a_dead_letter_not_a_failed_batch(
+    make_video: Callable[..., Any], apply_events: Any, watch: str
+) -> None:
+    """Python's JSON parser accepts NaN and Infinity, which no JSON column, counter or
+    score can hold; a producer writing to Kafka directly could send them."""
+    video = make_video(duration_seconds=100)
+    bad = wire(video.id, "watch", watch_seconds=50).replace('"watch_seconds": 50', f'"watch_seconds": {watch}')
+    assert watch in bad
+    outcome = apply_events([bad, wire(video.id, "watch", watch_seconds=50)])
+    assert (outcome.counted, outcome.dead_letters) == (1, 1)
+    assert DeadLetter.objects.get().reason == "invalid watch_seconds"
+    assert HourlyCounter.objects.get(video=video).units == pytest.approx(0.5)
+
+
 def test_dead_letter_replay_counts_once_the_cause_is_fixed(make_video: Callable[..., Any], apply_events: Any) -> None:
     video = make_video()
     apply_events([wire(video.id, "clap")])
