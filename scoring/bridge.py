@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.db import DatabaseError
+
 from scoring import tasks
-from scoring.ledger import batch_store
+from scoring.ledger import batch_mark_unqueued, batch_store
 
 logger = logging.getLogger("scoring.bridge")
 
@@ -70,6 +72,10 @@ def hand_off(*, topic: str, messages: list[list[Any]], enqueue: Callable[[str], 
         enqueue(str(batch.id))
     except Exception:  # broker down: the sweeper picks the stored batch up later
         logger.warning("could not queue batch %s; the repair task will", batch.id, exc_info=True)
+        try:
+            batch_mark_unqueued(batch_id=str(batch.id))  # so it need not wait for the lease
+        except DatabaseError:
+            logger.warning("could not mark batch %s unqueued; the sweeper queues it after the lease", batch.id)
     return str(batch.id)
 
 

@@ -54,8 +54,16 @@ class BatchOutcome:
 
 
 def batch_store(*, topic: str, messages: Sequence[Message], source: str = Batch.Source.KAFKA) -> Batch:
-    """Persist raw messages; once this returns, Kafka offsets may be committed."""
-    return Batch.objects.create(source=source, payload={"topic": topic, "messages": messages})
+    """Persist raw messages; once this returns, Kafka offsets may be committed.
+
+    The caller queues (or runs) the batch's task next, so the batch is stored as queued now.
+    """
+    return Batch.objects.create(source=source, payload={"topic": topic, "messages": messages}, queued_at=timezone.now())
+
+
+def batch_mark_unqueued(*, batch_id: str) -> None:
+    """Its task could not be queued (broker down): the sweeper queues it as soon as it can."""
+    Batch.objects.filter(id=batch_id, processed_at__isnull=True).update(queued_at=None)
 
 
 def current_xid() -> int:
@@ -186,17 +194,39 @@ class RepairOutcome:
     applied: int
 
 
-def batches_repair(*, unprocessed_after_s: float = 15.0, unapplied_after_s: float = 5.0) -> RepairOutcome:
-    """Find batches a crash left behind: queue unprocessed ones, apply unapplied ones."""
+def batches_repair(
+    *, requeue: bool, lease_s: float | None = None, unapplied_after_s: float = 5.0, limit: int = 500
+) -> RepairOutcome:
+    """Find batches a crash left behind: claim lost ones for re-queueing, apply unapplied ones.
+
+    A batch is lost when nothing will process it: it is unprocessed and not failed, no
+    worker holds its row lock (SKIP LOCKED), and its task was never queued or was queued
+    more than ``lease_s`` ago. The caller passes ``requeue=False`` while batch tasks wait
+    in the broker: a batch queued before them may be among them, and queueing it again
+    would only add a no-op task to a queue that is already behind (docs/exactly-once.md).
+    The returned batches are marked queued now; the caller queues their tasks.
+    """
     now = timezone.now()
-    requeued = [
-        str(b)
-        for b in Batch.objects.filter(
-            processed_at__isnull=True,
-            failed_at__isnull=True,
-            received_at__lt=now - timedelta(seconds=unprocessed_after_s),
-        ).values_list("id", flat=True)[:500]
-    ]
+    lease = settings.SCORING_REQUEUE_LEASE_S if lease_s is None else lease_s
+    requeued: list[str] = []
+    if requeue:
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE scoring_batch SET queued_at = %(now)s
+                WHERE id IN (
+                    SELECT id FROM scoring_batch
+                    WHERE processed_at IS NULL AND failed_at IS NULL
+                      AND (queued_at IS NULL OR queued_at < %(cutoff)s)
+                    ORDER BY received_at
+                    LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id::text
+                """,
+                {"now": now, "cutoff": now - timedelta(seconds=lease), "limit": limit},
+            )
+            requeued = [row[0] for row in cur.fetchall()]
     applied = 0
     pending = Batch.objects.filter(
         processed_at__isnull=False,
@@ -204,7 +234,7 @@ def batches_repair(*, unprocessed_after_s: float = 15.0, unapplied_after_s: floa
         failed_at__isnull=True,
         processed_at__lt=now - timedelta(seconds=unapplied_after_s),
     ).order_by("processed_at")
-    for batch in pending[:500]:
+    for batch in pending[:limit]:
         if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}):
             break
         applied += 1

@@ -81,6 +81,9 @@ class Batch(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.KAFKA)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last queued; empty when queueing failed."
+    )
     payload = models.JSONField(default=list)
     processed_at = models.DateTimeField(null=True, blank=True)
     xid = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -98,9 +101,8 @@ class Batch(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
-                fields=["processed_at"], name="batch_unprocessed", condition=models.Q(processed_at__isnull=True)
-            ),
+            # The sweeper's search for lost batches: unprocessed, queued long ago or never.
+            models.Index(fields=["queued_at"], name="batch_unqueued", condition=models.Q(processed_at__isnull=True)),
             models.Index(
                 fields=["processed_at"],
                 name="batch_unapplied",

@@ -15,6 +15,8 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError
+from kombu.exceptions import ChannelError
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from core import metrics
@@ -63,17 +65,32 @@ def batch_process(batch_id: str) -> dict[str, object]:
     return outcome.__dict__
 
 
+def batch_tasks_waiting() -> int | None:
+    """Batch tasks waiting in the broker's queue, or None when the broker does not answer."""
+    app = batch_process.app
+    try:
+        with app.connection_for_read() as conn:
+            declared = conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True)
+            return int(declared.message_count)
+    except ChannelError:  # the Redis transport deletes an empty queue: nothing waits
+        return 0
+    except (KombuOperationalError, RedisError, OSError):
+        logger.warning("broker unavailable; lost batches are not re-queued this time")
+        return None
+
+
 # No retries: beat runs it again in a few seconds.
 @shared_task(acks_late=True)
 def batches_repair() -> dict[str, int]:
+    waiting = batch_tasks_waiting()
     try:
-        outcome = ledger.batches_repair()
+        outcome = ledger.batches_repair(requeue=waiting == 0)
     except RedisError:
         logger.warning("Redis unavailable; batch repair postponed")
         return {"requeued": 0, "applied": 0}
     for batch_id in outcome.requeued:
         batch_process.delay(batch_id)
-    return {"requeued": len(outcome.requeued), "applied": outcome.applied}
+    return {"requeued": len(outcome.requeued), "applied": outcome.applied, "waiting": waiting or 0}
 
 
 @shared_task(acks_late=True, **RETRY_TRANSIENT)

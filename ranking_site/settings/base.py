@@ -197,6 +197,11 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # is left to an operator instead of being re-queued again (docs/exactly-once.md).
 SCORING_BATCH_MAX_FAILURES = env_int("SCORING_BATCH_MAX_FAILURES", 3, minimum=1)
 
+# The sweeper re-queues an unprocessed batch only when no batch task waits in the broker
+# and its task was queued longer ago than this: longer than a live task holds a batch
+# without its row lock (retries wait at most ~31 s in all). See docs/exactly-once.md.
+SCORING_REQUEUE_LEASE_S = env_int("SCORING_REQUEUE_LEASE_S", 60, minimum=1)
+
 # --- Rankings ------------------------------------------------------------
 RANKING_TRENDING_HALF_LIFE_S = env_int("RANKING_TRENDING_HALF_LIFE_S", 6 * 3600, minimum=60)
 RANKING_SNAPSHOT_INTERVAL_S = env_int("RANKING_SNAPSHOT_INTERVAL_S", 300, minimum=5)

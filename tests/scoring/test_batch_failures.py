@@ -110,7 +110,7 @@ def test_a_transient_error_that_persists_gives_up_after_the_last_retry_and_leave
     batch = Batch.objects.get(id=batch_id)
     assert batch.processed_at is None and batch.failed_at is None  # the sweeper queues it again later
     assert (batch.failures, batch.error.split(":")[0]) == (1, "OperationalError")
-    assert batches_repair(unprocessed_after_s=0).requeued == [batch_id]
+    assert batches_repair(requeue=True, lease_s=0).requeued == [batch_id]
     assert value(scrape(client), "ranking_batches_failed_total", reason="retries_exhausted") == 1
 
 
@@ -124,7 +124,7 @@ def test_a_deterministic_error_is_not_retried_and_the_batch_waits_for_an_operato
     assert attempts() == 1
     batch = Batch.objects.get(id=batch_id)
     assert batch.failed_at is not None and batch.error.startswith("DataError: injected failure")
-    assert batches_repair(unprocessed_after_s=0).requeued == []
+    assert batches_repair(requeue=True, lease_s=0).requeued == []
     assert value(scrape(client), "ranking_batches_failed_total", reason="error") == 1
 
     # The operator fixed the cause and retries it.
@@ -142,11 +142,11 @@ def test_a_batch_that_keeps_failing_stops_being_requeued(
     counters_fail(video_id=video.id, sqlstate=SERIALIZATION_FAILURE)
     batch_id = stored([wire(video.id, "like")])
     for _ in range(settings.SCORING_BATCH_MAX_FAILURES):
-        assert batches_repair(unprocessed_after_s=0).requeued == [batch_id]
+        assert batches_repair(requeue=True, lease_s=0).requeued == [batch_id]
         assert batch_process.apply(args=[batch_id]).failed()
     batch = Batch.objects.get(id=batch_id)
     assert batch.failures == settings.SCORING_BATCH_MAX_FAILURES and batch.failed_at is not None
-    assert batches_repair(unprocessed_after_s=0).requeued == []
+    assert batches_repair(requeue=True, lease_s=0).requeued == []
 
 
 def test_failed_batches_are_listed_in_the_admin_and_retried_from_it(

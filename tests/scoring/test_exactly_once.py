@@ -45,12 +45,12 @@ def test_worker_dying_after_commit_is_repaired_once(make_video: Callable[..., An
     batch_id = store([wire(video.id, "share"), wire(video.id, "like")])
     batch_process(batch_id=batch_id, apply=False)  # the process dies right after the commit
     assert scores() == {}
-    repaired = batches_repair(unapplied_after_s=0)
+    repaired = batches_repair(requeue=False, unapplied_after_s=0)
     assert repaired.applied == 1
     assert scores() == {video.id: 55.0}
     # The redelivered task and a second sweep find nothing left to do.
     assert batch_process(batch_id=batch_id).already_processed
-    assert batches_repair(unapplied_after_s=0).applied == 0
+    assert batches_repair(requeue=False, unapplied_after_s=0).applied == 0
     assert scores() == {video.id: 55.0}
 
 
@@ -67,7 +67,7 @@ def test_apply_running_twice_after_a_lost_acknowledgement_counts_once(
     # Redis applied it but the worker died before recording that in Postgres.
     Batch.objects.filter(id=batch_id).update(applied_at=None)
     deltas_apply(batch_id=batch_id, deltas=deltas)
-    batches_repair(unapplied_after_s=0)
+    batches_repair(requeue=False, unapplied_after_s=0)
     assert scores() == {video.id: 10.0}
 
 
@@ -75,7 +75,7 @@ def test_apply_running_twice_after_a_lost_acknowledgement_counts_once(
 def test_unprocessed_batches_are_requeued_by_the_sweeper(make_video: Callable[..., Any], rankings_ready: None) -> None:
     video = make_video()
     batch_id = store([wire(video.id, "like")])  # the Celery message was lost (e.g. Redis restarted)
-    assert batches_repair(unprocessed_after_s=0).requeued == [batch_id]
+    assert batches_repair(requeue=True, lease_s=0).requeued == [batch_id]
 
 
 @pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_batch_waiting_for_redis_is_not_counted_twice_by_the_rebuild(
     outcome = batch_process(batch_id=pending)  # Redis has no rankings: counted in Postgres, waits
     assert outcome.applied is False
     rankings_rebuild()
-    batches_repair(unapplied_after_s=0)
+    batches_repair(requeue=False, unapplied_after_s=0)
     assert scores() == {video.id: 55.0}
 
 
