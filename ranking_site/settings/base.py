@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 from corsheaders.defaults import default_headers as default_cors_headers
@@ -239,12 +240,20 @@ CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
 RANKING_TRENDING_REBASE_S = env_int("RANKING_TRENDING_REBASE_S", 24 * 3600, minimum=3600)
 RANKING_SNAPSHOT_RETENTION = timedelta(days=env_int("RANKING_SNAPSHOT_RETENTION_DAYS", 7, minimum=1))
 
+
+def _periodic(task: str, every_s: float) -> dict[str, Any]:
+    """A beat entry whose message expires before the next one is sent: while workers are
+    down beat keeps sending, and a worker coming back discards the stale messages instead
+    of running a sweep for each of them."""
+    return {"task": task, "schedule": every_s, "options": {"expires": 0.8 * every_s}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "batches-repair": {"task": "scoring.tasks.batches_repair", "schedule": 5.0},
-    "rankings-watchdog": {"task": "scoring.tasks.rankings_watchdog", "schedule": 10.0},
+    "batches-repair": _periodic("scoring.tasks.batches_repair", 5.0),
+    "rankings-watchdog": _periodic("scoring.tasks.rankings_watchdog", 10.0),
     # Every 10 s: the hour window moves by whole minutes, at most 10 s after each minute starts.
-    "rankings-rollover": {"task": "scoring.tasks.window_rollover", "schedule": 10.0},
-    "rankings-rebase": {"task": "scoring.tasks.trending_rebase", "schedule": 3600.0},
-    "rankings-snapshot": {"task": "rankings.tasks.snapshot_take", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
-    "seen-events-prune": {"task": "scoring.tasks.seen_events_prune", "schedule": 3600.0},
+    "rankings-rollover": _periodic("scoring.tasks.window_rollover", 10.0),
+    "rankings-rebase": _periodic("scoring.tasks.trending_rebase", 3600.0),
+    "rankings-snapshot": _periodic("rankings.tasks.snapshot_take", float(RANKING_SNAPSHOT_INTERVAL_S)),
+    "seen-events-prune": _periodic("scoring.tasks.seen_events_prune", 3600.0),
 }
