@@ -1,7 +1,7 @@
 """Thin Celery tasks: ids in, a service call inside. Services are idempotent,
 which is what makes acks_late and retries safe.
 
-Only transient errors are retried (core.retry), a bounded number of times with
+Only transient errors are retried (core.task_policy), a bounded number of times with
 jittered backoff. A batch task that gives up records why (BatchTask.on_failure):
 the batch stays in the ledger, counted in ``ranking_batches_failed_total``.
 """
@@ -14,13 +14,14 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from core import metrics
-from core.retry import RETRY_TRANSIENT, error_transient
+from core.task_policy import RETRY_TRANSIENT, error_transient, time_limits
 from scoring import ledger, rebuild
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class BatchTask(Task):
         )
 
 
-@shared_task(base=BatchTask, acks_late=True, **RETRY_TRANSIENT)
+# A batch of 500 events takes about 50 ms.
+@shared_task(base=BatchTask, acks_late=True, **RETRY_TRANSIENT, **time_limits(30))
 def batch_process(batch_id: str) -> dict[str, object]:
     started = time.perf_counter()
     outcome = ledger.batch_process(batch_id=batch_id)
@@ -80,7 +82,7 @@ def batch_tasks_waiting() -> int | None:
 
 
 # No retries: beat runs it again in a few seconds.
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits(20))
 def batches_repair() -> dict[str, int]:
     waiting = batch_tasks_waiting()
     try:
@@ -93,27 +95,29 @@ def batches_repair() -> dict[str, int]:
     return {"requeued": len(outcome.requeued), "applied": outcome.applied, "waiting": waiting or 0}
 
 
-@shared_task(acks_late=True, **RETRY_TRANSIENT)
+# The periodic tasks below take seconds at a million videos.
+@shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))
 def seen_events_prune() -> int:
     return ledger.seen_events_prune()
 
 
-@shared_task(acks_late=True, **RETRY_TRANSIENT)
+@shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))
 def window_rollover() -> int:
     return ledger.window_rollover()
 
 
-@shared_task(acks_late=True, **RETRY_TRANSIENT)
+@shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))
 def trending_rebase() -> bool:
     return ledger.trending_rebase()
 
 
-@shared_task(acks_late=True, **RETRY_TRANSIENT)
+# About 50 s at a million videos on two cores; RANKING_REBUILD_TIME_LIMIT_S grows with the catalogue.
+@shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(settings.RANKING_REBUILD_TIME_LIMIT_S))
 def rankings_rebuild() -> dict[str, object]:
     return rebuild.rankings_rebuild().__dict__
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits(settings.RANKING_REBUILD_TIME_LIMIT_S))
 def rankings_watchdog() -> bool:
     """Rebuild when Redis lost the rankings (restart without data, flush)."""
     try:

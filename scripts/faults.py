@@ -304,7 +304,7 @@ def main() -> int:
         "web": [py, "-m", "gunicorn", "ranking_site.wsgi:application", "-b", f"127.0.0.1:{args.port}", "-w", "2"],
         "bridge": [py, "manage.py", "kafka_bridge", "--max-wait-ms", "50"],
         "worker": [py, "-m", "celery", "-A", "ranking_site", "worker", "--pool", "threads", "--concurrency", "4",
-                   "-l", "warning", "-n", f"faults-{os.getpid()}@%h"],
+                   "-Q", "batches,maintenance", "-l", "warning", "-n", f"faults-{os.getpid()}@%h"],
         "beat": [py, "-m", "celery", "-A", "ranking_site", "beat", "-l", "warning",
                  "--schedule", str(logs / "beat-schedule")],
     }  # fmt: skip

@@ -58,9 +58,14 @@ def bridge(log_dir: Path, *, group: str, name: str = "bridge", max_wait_ms: int 
     return Proc(name, argv, log_dir, process_env())
 
 
-def worker(log_dir: Path, *, name: str = "worker", concurrency: int = 4) -> Proc:
+# One test worker consumes both queues (settings: CELERY_TASK_ROUTES), as the two workers of
+# make run and docker compose do between them.
+QUEUES = "batches,maintenance"
+
+
+def worker(log_dir: Path, *, name: str = "worker", concurrency: int = 4, queues: str = QUEUES) -> Proc:
     argv = [sys.executable, "-m", "celery", "-A", "ranking_site", "worker", "--pool", "threads",
-            "--concurrency", str(concurrency), "-l", "info", "--without-gossip", "--without-mingle",
+            "--concurrency", str(concurrency), "-Q", queues, "-l", "info", "--without-gossip", "--without-mingle",
             "-n", f"{name}@%h"]  # fmt: skip
     return Proc(name, argv, log_dir, process_env())
 

@@ -14,9 +14,20 @@ from celery.beat import Scheduler
 from django.conf import settings
 
 from ranking_site.celery import app
+from rankings import tasks as rankings_tasks
+from scoring import tasks as scoring_tasks
 from tests.processes import running, wait_for, worker
 
 SCHEDULE: dict[str, dict[str, Any]] = settings.CELERY_BEAT_SCHEDULE
+MAINTENANCE = [
+    scoring_tasks.batches_repair,
+    scoring_tasks.rankings_watchdog,
+    scoring_tasks.rankings_rebuild,
+    scoring_tasks.window_rollover,
+    scoring_tasks.trending_rebase,
+    scoring_tasks.seen_events_prune,
+    rankings_tasks.snapshot_take,
+]
 
 
 def broker() -> Any:
@@ -52,3 +63,28 @@ def test_periodic_tasks_sent_while_workers_are_down_are_discarded_not_run(tmp_pa
     with running(worker(tmp_path)) as (wk,):
         assert wait_for(lambda: wk.output().count("Discarding revoked task") == 20, timeout=30), wk.output()[-3000:]
         assert "succeeded" not in wk.output()
+
+
+def task_names(queue: str) -> list[str]:
+    return sorted(m["headers"]["task"] for m in queued(queue))
+
+
+def test_a_rebuild_and_the_other_maintenance_never_queue_behind_or_before_batches() -> None:
+    scoring_tasks.batch_process.delay("4b0b8b7e-0000-4000-8000-000000000000")
+    for task in MAINTENANCE:
+        task.delay()
+    assert task_names("batches") == ["scoring.tasks.batch_process"]
+    assert task_names("maintenance") == sorted(task.name for task in MAINTENANCE)
+
+
+def test_beat_sends_every_periodic_task_to_the_maintenance_queue() -> None:
+    for name in SCHEDULE:
+        beat_sends(name)
+    assert task_names("maintenance") == sorted(entry["task"] for entry in SCHEDULE.values())
+    assert task_names("batches") == []
+
+
+def test_every_task_has_a_soft_and_a_hard_time_limit() -> None:
+    for task in [scoring_tasks.batch_process, *MAINTENANCE]:
+        assert task.soft_time_limit and task.time_limit and task.soft_time_limit < task.time_limit, task.name
+    assert scoring_tasks.batch_process.time_limit < scoring_tasks.rankings_rebuild.soft_time_limit

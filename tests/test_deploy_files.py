@@ -7,6 +7,7 @@ These tests only read files: no Docker, no servers, no database.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import shlex
 import tomllib
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILES = [ROOT / "ranking_site" / "settings" / "base.py", ROOT / "ranking_site" / "settings" / "production.py"]
 
 INFRA_SERVICES = {"postgres", "redis", "kafka"}
-APP_SERVICES = {"migrate", "web", "bridge", "worker", "beat"}
-SCALABLE_SERVICES = {"bridge", "worker"}
+APP_SERVICES = {"migrate", "web", "bridge", "worker", "worker-maintenance", "beat"}
+SCALABLE_SERVICES = {"bridge", "worker", "worker-maintenance"}
 ENV_HELPERS = {"env_str", "env_int", "env_bool", "env_float", "env_list", "env_db"}
 # Defaults that only make sense on a developer's machine.
 LOCAL_ONLY_DEFAULT = re.compile(r"127\.0\.0\.1|localhost|dev-only")
@@ -201,6 +202,7 @@ def test_kafka_runs_in_kraft_mode() -> None:
         ("web", ["gunicorn", "ranking_site.wsgi:application"]),
         ("bridge", ["manage.py", "kafka_bridge"]),
         ("worker", ["celery", "-A", "ranking_site", "worker"]),
+        ("worker-maintenance", ["celery", "-A", "ranking_site", "worker"]),
         ("beat", ["celery", "-A", "ranking_site", "beat"]),
         ("migrate", ["manage.py", "migrate", "--noinput"]),
     ],
@@ -242,6 +244,54 @@ def test_bridge_and_worker_scale(service: str) -> None:
     spec = _services()[service]
     assert "container_name" not in spec, f"{service} has a container_name, so --scale fails"
     assert not spec.get("ports"), f"{service} publishes host ports, so --scale fails"
+
+
+def _task_queues() -> set[str]:
+    from django.conf import settings
+
+    return {settings.CELERY_TASK_DEFAULT_QUEUE} | {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+
+
+def _queues_consumed(command: list[str]) -> set[str]:
+    """The -Q/--queues of a celery worker command line; Celery's default queue when absent."""
+    for flag, value in itertools.pairwise(command):
+        if flag in ("-Q", "--queues"):
+            return set(value.split(","))
+    return {"celery"}
+
+
+def test_batches_and_maintenance_have_their_own_queues() -> None:
+    assert _task_queues() == {"batches", "maintenance"}
+
+
+def test_compose_runs_one_worker_service_per_queue() -> None:
+    """So that `--scale` sizes each on its own, and a rebuild never occupies a batch worker."""
+    services = _services()
+    assert _queues_consumed(_command(services["worker"])) == {"batches"}
+    assert _queues_consumed(_command(services["worker-maintenance"])) == {"maintenance"}
+    consumed = set().union(
+        *(_queues_consumed(_command(spec)) for spec in services.values() if "worker" in _command(spec))
+    )
+    assert consumed == _task_queues()
+
+
+def _procfile() -> dict[str, list[str]]:
+    lines = (line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip() and line[0] != "#")
+    return {name.strip(): shlex.split(command) for name, command in (line.split(":", 1) for line in lines)}
+
+
+def test_make_run_consumes_every_queue_with_its_own_worker() -> None:
+    workers = {name: cmd for name, cmd in _procfile().items() if cmd[:4] == ["celery", "-A", "ranking_site", "worker"]}
+    consumed = [_queues_consumed(cmd) for cmd in workers.values()]
+    assert sorted(map(sorted, consumed)) == [["batches"], ["maintenance"]]
+    names = [cmd[cmd.index("-n") + 1].split("@")[0] for cmd in workers.values()]
+    assert len(set(names)) == len(names), "two workers on one host need distinct node names"
+
+
+def test_test_workers_consume_every_queue() -> None:
+    from tests import processes
+
+    assert set(processes.QUEUES.split(",")) == _task_queues()
 
 
 def test_postgres_data_is_a_named_volume() -> None:

@@ -189,6 +189,24 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 300, minimum=10)}
 CELERY_TASK_ALWAYS_EAGER = False
+# Two queues, so that a rebuild or a slow roll-over never delays the event path: "batches"
+# (the default) for batch_process, "maintenance" for everything beat and the admin queue.
+# make run and docker compose run a worker for each (docker compose: worker, worker-maintenance).
+CELERY_TASK_DEFAULT_QUEUE = "batches"
+CELERY_TASK_ROUTES = {
+    name: {"queue": "maintenance"}
+    for name in (
+        "scoring.tasks.batches_repair",
+        "scoring.tasks.rankings_watchdog",
+        "scoring.tasks.rankings_rebuild",
+        "scoring.tasks.window_rollover",
+        "scoring.tasks.trending_rebase",
+        "scoring.tasks.seen_events_prune",
+        "rankings.tasks.snapshot_take",
+    )
+}
+# Soft time limit of a rebuild (the hard one follows shortly after): it grows with the catalogue.
+RANKING_REBUILD_TIME_LIMIT_S = env_int("RANKING_REBUILD_TIME_LIMIT_S", 900, minimum=60)
 # Keep a worker's database connection across tasks (Celery's Django fixup closes it after
 # every task by default); ranking_site/celery.py retires a broken or CONN_MAX_AGE-old one
 # after each task, as Django does after each request.

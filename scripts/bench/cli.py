@@ -88,8 +88,9 @@ class Bench:
         bridge = Service("bridge", [str(BIN / "python"), "manage.py", "kafka_bridge", "--batch-size", "500",
                                     "--max-wait-ms", "50", "--lag-every-s", "5"], self.env, logs)  # fmt: skip
         worker = Service("worker", [str(BIN / "celery"), "-A", "ranking_site", "worker", "--pool", CELERY_POOL,
-                                    "--concurrency", str(CELERY_CONCURRENCY), "-l", "info", "--without-gossip",
-                                    "--without-mingle", "-n", "bench@%h"], self.env, logs)  # fmt: skip
+                                    "--concurrency", str(CELERY_CONCURRENCY), "-Q", "batches,maintenance",
+                                    "-l", "info", "--without-gossip", "--without-mingle", "-n", "bench@%h"],
+                         self.env, logs)  # fmt: skip
         self.services += [web, bridge, worker]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from core import metrics
-from core.retry import TRANSIENT_ERRORS
+from core.task_policy import TRANSIENT_ERRORS
 from scoring.ledger import batch_store, batches_repair, batches_retry
 from scoring.models import Batch, HourlyCounter
 from scoring.tasks import batch_process

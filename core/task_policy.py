@@ -1,4 +1,4 @@
-"""Which errors a Celery task retries, and how (SPEC section 10).
+"""What every Celery task shares: which errors it retries and how, and its time limits (SPEC section 10).
 
 A transient error is one the same call may well not raise a moment later: a
 connection lost or refused, a server restarting or failing over, a deadlock or
@@ -42,3 +42,14 @@ RETRY_TRANSIENT: dict[str, Any] = {
 
 def error_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def time_limits(soft_s: int) -> dict[str, Any]:
+    """Keyword arguments for @shared_task: a soft time limit and a hard one a little later.
+
+    The soft limit raises SoftTimeLimitExceeded inside the task, so its transaction rolls
+    back and a batch task records the failure; the hard limit kills the worker process,
+    for a task stuck where no exception reaches it (a blocking C call). The prefork pool
+    (make run, docker compose) enforces both; the threads pool of the tests ignores them.
+    """
+    return {"soft_time_limit": soft_s, "time_limit": soft_s + max(10, soft_s // 5)}
