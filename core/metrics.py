@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,19 @@ BATCH_SIZE = Histogram(
     "Kafka messages per batch handed from the bridge to a Celery task.",
     (1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000),
 )
+EVENTS_COUNTED = Counter(
+    "ranking_events_counted",
+    "Events the worker counted into the hourly counters: their event id (and per-user dedupe key) was new.",
+)
+EVENTS_DUPLICATE = Counter(
+    "ranking_events_duplicate",
+    "Events the worker dropped as duplicates: an event id, or a per-user dedupe bucket, already counted.",
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "ranking_events_dead_lettered",
+    "Messages the worker could never apply, stored in the dead-letter table, by reason (events.wire.WireError).",
+    label="reason",
+)
 BATCHES_FAILED = Counter(
     "ranking_batches_failed",
     "Batch tasks that gave up, by reason: retries_exhausted (transient errors outlasted every retry; the "
@@ -139,7 +152,7 @@ BATCHES_FAILED = Counter(
     "time_limit (the soft time limit stopped it).",
     label="reason",
 )
-COUNTERS = (EVENTS_ACCEPTED, EVENTS_REJECTED, BATCHES_FAILED)
+COUNTERS = (EVENTS_ACCEPTED, EVENTS_REJECTED, EVENTS_COUNTED, EVENTS_DUPLICATE, EVENTS_DEAD_LETTERED, BATCHES_FAILED)
 HISTOGRAMS = (PRODUCE_SECONDS, READ_SECONDS, BATCH_SECONDS, BATCH_SIZE)
 
 
@@ -252,6 +265,16 @@ def ranking_read_observed(*, endpoint: str, seconds: float) -> None:
 def batch_observed(size: int, seconds: float) -> None:
     BATCH_SIZE.observe(float(size))
     BATCH_SECONDS.observe(seconds)
+
+
+def events_counted(*, counted: int, duplicates: int, dead_letters: Mapping[str, int]) -> None:
+    """What one batch did with its messages, once its transaction committed."""
+    if counted > 0:
+        _buffer.add(EVENTS_COUNTED.key, "", counted)
+    if duplicates > 0:
+        _buffer.add(EVENTS_DUPLICATE.key, "", duplicates)
+    for code, n in dead_letters.items():
+        _buffer.add(EVENTS_DEAD_LETTERED.key, label_value(code), n)
 
 
 def batch_failed(*, reason: str) -> None:

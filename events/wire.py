@@ -15,7 +15,15 @@ DEDUPE_NAMESPACE = uuid.UUID("6f1b7c1e-3f5a-4c53-9a43-2b7f0d8e9c11")
 
 
 class WireError(ValueError):
-    """A message that can never be applied; the text is the dead-letter reason."""
+    """A message that can never be applied; the text is the dead-letter reason.
+
+    ``code`` names the kind of fault from a fixed set (a metric label: the text may
+    carry a video id or a type name, which must not mint new series).
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +70,22 @@ def wire_parse(raw: str | bytes) -> WireEvent:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise WireError("not JSON") from None
+        raise WireError("not JSON", "not_json") from None
     if not isinstance(body, dict):
-        raise WireError("not a JSON object")
+        raise WireError("not a JSON object", "not_object")
     try:
         event_id = uuid.UUID(str(body["event_id"]))
     except (KeyError, ValueError):
-        raise WireError("missing or invalid event_id") from None
+        raise WireError("missing or invalid event_id", "invalid_event_id") from None
     video_id = body.get("video_id")
     if not isinstance(video_id, int) or isinstance(video_id, bool) or video_id <= 0:
-        raise WireError("missing or invalid video_id")
+        raise WireError("missing or invalid video_id", "invalid_video_id")
     event_type = body.get("type")
     if not isinstance(event_type, str) or not event_type:
-        raise WireError("missing or invalid type")
+        raise WireError("missing or invalid type", "invalid_type")
     occurred = parse_datetime(str(body.get("occurred_at", "")))
     if occurred is None or occurred.tzinfo is None:
-        raise WireError("missing or invalid occurred_at")
+        raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
     watch = body.get("watch_seconds")
     if watch is not None:
         # json.loads accepts NaN and Infinity, and integers of any size: a count no float,
@@ -87,7 +95,7 @@ def wire_parse(raw: str | bytes) -> WireEvent:
         except OverflowError:
             watch = None
         if watch is None or not math.isfinite(watch) or watch < 0:
-            raise WireError("invalid watch_seconds")
+            raise WireError("invalid watch_seconds", "invalid_watch_seconds")
     user = body.get("user_id")
     return WireEvent(
         event_id=event_id,

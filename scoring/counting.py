@@ -22,7 +22,7 @@ from leaderboard.windows import epoch, hour_floor, hour_window_start, minute_flo
 from videos.selectors import VideoFacts, video_facts
 
 Message = Sequence[Any]  # [partition, offset, raw value]
-DeadRow = tuple[Any, Any, str, str]  # partition, offset, raw, reason
+DeadRow = tuple[Any, Any, str, str, str]  # partition, offset, raw, reason, reason code (events.wire.WireError)
 
 
 @dataclass
@@ -43,9 +43,9 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
         try:
             event = wire_parse(str(raw))
             if event.type not in types:
-                raise WireError(f"unknown event type {event.type!r}")
+                raise WireError(f"unknown event type {event.type!r}", "unknown_event_type")
         except WireError as exc:
-            out.dead.append((part, off, str(raw), str(exc)))
+            out.dead.append((part, off, str(raw), str(exc), exc.code))
             continue
         parsed.append((message, event))
     out.request_ids = sorted({e.request_id for _, e in parsed if e.request_id})
@@ -56,7 +56,7 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     events: list[WireEvent] = []
     for (part, off, raw), event in parsed:
         if event.video_id not in facts:
-            out.dead.append((part, off, str(raw), f"unknown video {event.video_id}"))
+            out.dead.append((part, off, str(raw), f"unknown video {event.video_id}", "unknown_video"))
         else:
             events.append(event)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter as CodeCounter
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from core import metrics
 from leaderboard import store
 from leaderboard.keys import scope_for
 from leaderboard.windows import (
@@ -113,7 +115,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         if counted.dead:
             DeadLetter.objects.bulk_create(
                 DeadLetter(reason=reason, raw=raw, topic=topic, partition=part, offset=off)
-                for part, off, raw, reason in counted.dead
+                for part, off, raw, reason, _ in counted.dead
             )
         outcome.dead_letters = len(counted.dead)
         now = timezone.now()
@@ -125,6 +127,11 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
             payload={"topic": topic, "messages": []},
             applied_at=now if not deltas else None,
         )
+    metrics.events_counted(
+        counted=outcome.counted,
+        duplicates=outcome.duplicates,
+        dead_letters=CodeCounter(code for *_, code in counted.dead),
+    )
     if deltas and apply:
         try:
             outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas)

@@ -1,4 +1,4 @@
-"""Reads of the counters and the ledger: score breakdowns, hourly activity, dead-letter counts.
+"""Reads of the counters and the ledger: score breakdowns, hourly activity, dead-letter and batch counts.
 
 Raw SQL here names only scoring's own tables; event types (names, weights) come from
 events.selectors and published videos from videos.selectors.
@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from core.metrics import GaugeSource
 from events.selectors import event_type_weights
 from leaderboard.windows import RISING_PRIOR_PER_HOUR, WEEK_HOURS, WINDOWS, minute_floor, rising_score, window_start
-from scoring.models import DeadLetter, HourlyCounter, WindowState
+from scoring.models import Batch, DeadLetter, HourlyCounter, WindowState
 from videos.selectors import videos_published
 
 logger = logging.getLogger(__name__)
@@ -232,4 +232,27 @@ dead_letters_gauge = GaugeSource(
     help="Messages that can never be applied, stored in the dead-letter table (pending: not replayed).",
     label="state",
     read=dead_letter_counts,
+)
+
+
+# --- batches ---------------------------------------------------------------------------
+
+
+def batch_pending_counts() -> dict[str, int]:
+    """Batches of the ledger not (yet) in the rankings, by state. Each count walks one
+    partial index, so the cost follows the backlog, not the millions of applied batches."""
+    waiting = Batch.objects.filter(failed_at__isnull=True)
+    return {
+        "unprocessed": waiting.filter(processed_at__isnull=True).count(),
+        "unapplied": waiting.filter(processed_at__isnull=False, applied_at__isnull=True).count(),
+        "failed": Batch.objects.filter(failed_at__isnull=False).count(),
+    }
+
+
+batches_pending_gauge = GaugeSource(
+    name="ranking_batches_pending",
+    help="Batches not yet in the rankings, by state: unprocessed (received, not yet counted), unapplied "
+    "(counted, not yet applied to Redis), failed (a task gave up; waits for an operator in the admin).",
+    label="state",
+    read=batch_pending_counts,
 )

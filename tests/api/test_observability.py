@@ -24,8 +24,8 @@ from core import metrics
 from core.logging import JsonFormatter, PlainFormatter, request_id_var
 from events.ingest import api_key_create, api_key_mark_used_reset
 from events.selectors import api_key_cache_clear, event_type_names_cache_clear
-from scoring.ledger import batch_store
-from scoring.models import DeadLetter
+from scoring.ledger import batch_process, batch_store
+from scoring.models import Batch, DeadLetter
 from scoring.tasks import batch_process as events_batch_process
 from tests.conftest import wire
 from tests.events.test_api_ingest import Topic
@@ -189,6 +189,34 @@ def test_bridge_lag_batches_and_dead_letters(client: Client, video: Any) -> None
     assert value(samples, "ranking_batch_duration_seconds_count") == 1
     assert value(samples, "ranking_dead_letters", state="pending") == 1
     assert value(samples, "ranking_dead_letters", state="replayed") == 1
+
+
+def test_write_path_counts_events_duplicates_and_dead_letters_by_reason(client: Client, video: Any) -> None:
+    repeated = wire(video.id, "like")
+    raws = [wire(video.id), wire(video.id, "share"), repeated, repeated, "not json", wire(987654), "[]"]
+    batch = batch_store(topic="t", messages=[[0, n, raw] for n, raw in enumerate(raws)])
+    events_batch_process(str(batch.id))
+    samples = scrape(client)
+    assert value(samples, "ranking_events_counted_total") == 3
+    assert value(samples, "ranking_events_duplicate_total") == 1
+    assert value(samples, "ranking_events_dead_lettered_total", reason="not_json") == 1
+    assert value(samples, "ranking_events_dead_lettered_total", reason="not_object") == 1
+    assert value(samples, "ranking_events_dead_lettered_total", reason="unknown_video") == 1
+    assert all("987654" not in dict(labels)["reason"] for labels in samples["ranking_events_dead_lettered_total"])
+
+
+def test_batches_pending_are_read_from_the_ledger_by_state(client: Client, video: Any) -> None:
+    def stored() -> str:
+        return str(batch_store(topic="t", messages=[[0, 0, wire(video.id)]]).id)
+
+    stored()  # received, its task not run yet
+    batch_process(batch_id=stored(), apply=False)  # counted; the worker died before Redis
+    Batch.objects.filter(id=stored()).update(failed_at=timezone.now(), error="DataError: x")
+    events_batch_process(stored())  # done: in no state
+    samples = scrape(client)
+    assert value(samples, "ranking_batches_pending", state="unprocessed") == 1
+    assert value(samples, "ranking_batches_pending", state="unapplied") == 1
+    assert value(samples, "ranking_batches_pending", state="failed") == 1
 
 
 def test_dead_letter_count_is_cached_briefly(client: Client, django_assert_num_queries: Any) -> None:
