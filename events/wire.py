@@ -6,7 +6,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
 
@@ -66,6 +66,16 @@ def event_units(*, event_type: str, watch_seconds: float | None, duration_second
     return 1.0
 
 
+def _aware_datetime(value: object) -> datetime | None:
+    """An ISO-8601 date-time with a UTC offset, in UTC, or None; never raises (a message is data)."""
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        # In UTC, so that a date at the edge of the calendar (year 1 at +05:00) fails here, not in the batch.
+        return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # well-formed but impossible: month 13, year 0
+        return None
+
+
 def wire_parse(raw: str | bytes) -> WireEvent:
     try:
         body = json.loads(raw)
@@ -83,8 +93,8 @@ def wire_parse(raw: str | bytes) -> WireEvent:
     event_type = body.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise WireError("missing or invalid type", "invalid_type")
-    occurred = parse_datetime(str(body.get("occurred_at", "")))
-    if occurred is None or occurred.tzinfo is None:
+    occurred = _aware_datetime(body.get("occurred_at"))
+    if occurred is None:
         raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
     watch = body.get("watch_seconds")
     if watch is not None:

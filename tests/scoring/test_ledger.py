@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -107,6 +108,25 @@ def test_a_watch_time_no_number_can_hold_is_a_dead_letter_not_a_failed_batch(
     assert (outcome.counted, outcome.dead_letters) == (1, 1)
     assert DeadLetter.objects.get().reason == "invalid watch_seconds"
     assert HourlyCounter.objects.get(video=video).units == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "occurred",
+    [
+        "2026-13-01T00:00:00+00:00",
+        "2026-02-30T00:00:00+00:00",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+    ],
+)
+def test_an_occurred_at_no_calendar_holds_is_a_dead_letter_not_a_failed_batch(
+    make_video: Callable[..., Any], apply_events: Any, occurred: str
+) -> None:
+    video = make_video()
+    bad = json.dumps({**json.loads(wire(video.id)), "occurred_at": occurred})
+    outcome = apply_events([bad, wire(video.id)])
+    assert (outcome.counted, outcome.dead_letters) == (1, 1)
+    assert DeadLetter.objects.get().reason == "missing or invalid occurred_at"
 
 
 def test_dead_letter_replay_counts_once_the_cause_is_fixed(make_video: Callable[..., Any], apply_events: Any) -> None:
