@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +83,11 @@ class Histogram:
     def key(self) -> str:
         return f"{PREFIX}h:{self.name}"
 
-    def observe(self, value: float, label_value: str = "") -> None:
+    def observe(self, value: float, label_value: str = "", count: int = 1) -> None:
+        """``count`` observations of the same value (e.g. the events of one API request)."""
         # bisect_left: a value equal to a bound belongs to that bucket, as Prometheus' "le" says.
-        _buffer.add(self.key, f"{label_value}|{bisect_left(self.buckets, value)}", 1)
-        _buffer.add(self.key, f"{label_value}|sum", float(value))
+        _buffer.add(self.key, f"{label_value}|{bisect_left(self.buckets, value)}", count)
+        _buffer.add(self.key, f"{label_value}|sum", float(value) * count)
 
     def family(self, raw: dict[str, str]) -> Metric:
         series: dict[str, dict[str, float]] = {}
@@ -152,8 +153,14 @@ BATCHES_FAILED = Counter(
     "time_limit (the soft time limit stopped it).",
     label="reason",
 )
+EVENT_VISIBLE_SECONDS = Histogram(
+    "ranking_event_visible_seconds",
+    "From an event's acceptance by the API (accepted_at in its message) to its batch's deltas applied in "
+    "Redis, once per counted event; observed by whichever process applied them (worker or sweeper).",
+    (0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+)
 COUNTERS = (EVENTS_ACCEPTED, EVENTS_REJECTED, EVENTS_COUNTED, EVENTS_DUPLICATE, EVENTS_DEAD_LETTERED, BATCHES_FAILED)
-HISTOGRAMS = (PRODUCE_SECONDS, READ_SECONDS, BATCH_SECONDS, BATCH_SIZE)
+HISTOGRAMS = (PRODUCE_SECONDS, READ_SECONDS, BATCH_SECONDS, BATCH_SIZE, EVENT_VISIBLE_SECONDS)
 
 
 # --- recording ---------------------------------------------------------------------
@@ -275,6 +282,15 @@ def events_counted(*, counted: int, duplicates: int, dead_letters: Mapping[str, 
         _buffer.add(EVENTS_DUPLICATE.key, "", duplicates)
     for code, n in dead_letters.items():
         _buffer.add(EVENTS_DEAD_LETTERED.key, label_value(code), n)
+
+
+def events_visible(*, accepted: Iterable[Sequence[int]], now: float | None = None) -> None:
+    """Events that just became visible in the rankings: ``accepted`` holds pairs of
+    (accepted_at in epoch milliseconds, events accepted then); ``now`` is epoch seconds."""
+    now_ms = (time.time() if now is None else now) * 1000
+    for accepted_ms, count in accepted:
+        # Web and worker may run on hosts whose clocks differ a little: never a negative latency.
+        EVENT_VISIBLE_SECONDS.observe(max(now_ms - accepted_ms, 0.0) / 1000, count=int(count))
 
 
 def batch_failed(*, reason: str) -> None:

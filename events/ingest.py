@@ -135,6 +135,7 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
             user_id=attrs.get("user_id") or None,
             watch_seconds=attrs.get("watch_seconds"),
             request_id=request_id,
+            accepted_at=now,
         )
         for attrs in (valid[index] for index in range(len(items)))
     ]

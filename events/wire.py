@@ -35,6 +35,9 @@ class WireEvent:
     user_id: str | None = None
     watch_seconds: float | None = None
     request_id: str | None = None
+    # When the API accepted the event (set by the server, never by the client): the worker
+    # measures event-to-visible latency from it (docs/observability.md).
+    accepted_at: datetime | None = None
 
     def to_json(self) -> bytes:
         body: dict[str, object] = {
@@ -49,6 +52,8 @@ class WireEvent:
             body["watch_seconds"] = self.watch_seconds
         if self.request_id:
             body["request_id"] = self.request_id
+        if self.accepted_at is not None:
+            body["accepted_at"] = self.accepted_at.isoformat()
         return json.dumps(body, separators=(",", ":")).encode()
 
     def dedupe_key(self, window_seconds: int) -> uuid.UUID | None:
@@ -115,4 +120,6 @@ def wire_parse(raw: str | bytes) -> WireEvent:
         user_id=str(user) if user not in (None, "") else None,
         watch_seconds=watch,
         request_id=str(body["request_id"]) if body.get("request_id") else None,
+        # Only a measurement: a message without it, or with one unreadable, still counts.
+        accepted_at=_aware_datetime(body.get("accepted_at")),
     )

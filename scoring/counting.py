@@ -31,6 +31,9 @@ class Counted:
     dead: list[DeadRow] = field(default_factory=list)
     counted: int = 0
     request_ids: list[str] = field(default_factory=list)  # lets a log line follow an event from the API
+    # Counted events by acceptance at the API, in epoch ms (events of one request share it):
+    # the event-to-visible latency is observed from these once the deltas are applied.
+    accepted: dict[int, int] = field(default_factory=dict)
 
 
 def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
@@ -81,6 +84,9 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
         if not ok:
             continue
         out.counted += 1
+        if event.accepted_at is not None:
+            accepted_ms = round(event.accepted_at.timestamp() * 1000)
+            out.accepted[accepted_ms] = out.accepted.get(accepted_ms, 0) + 1
         slot = counters[(event.video_id, types[event.type].id, minute_floor(event.occurred_at))]
         slot[0] += 1
         slot[1] += event_units(

@@ -110,6 +110,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         outcome.received = len(messages)
         counted = messages_count(messages=messages, anchor=window_anchor_locked(exclusive=False))
         deltas = counted.deltas
+        accepted = [[ms, n] for ms, n in sorted(counted.accepted.items())]
         outcome.counted, outcome.request_ids = counted.counted, counted.request_ids
         outcome.duplicates = outcome.received - outcome.counted - len(counted.dead)
         if counted.dead:
@@ -122,6 +123,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         Batch.objects.filter(id=batch_id).update(
             processed_at=now,
             deltas=deltas,
+            accepted=accepted or None,
             xid=current_xid(),
             counted=outcome.counted,
             payload={"topic": topic, "messages": []},
@@ -132,9 +134,11 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         duplicates=outcome.duplicates,
         dead_letters=CodeCounter(code for *_, code in counted.dead),
     )
-    if deltas and apply:
+    if not deltas:
+        metrics.events_visible(accepted=accepted)  # nothing to change in Redis: done at the commit
+    elif apply:
         try:
-            outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas)
+            outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas, accepted=accepted)
         except RedisError:
             # Counted in Postgres already: the sweeper applies the deltas once Redis answers.
             logger.warning("Redis unavailable after counting batch %s; the sweeper will apply it", batch_id)
@@ -179,18 +183,27 @@ def batch_mark_applied(*, batch_id: str) -> None:
     Batch.objects.filter(id=batch_id, applied_at__isnull=True).update(applied_at=timezone.now())
 
 
-def batch_apply(*, batch_id: str, deltas: store.ScopedDeltas | None = None) -> bool:
-    """Apply a processed batch's deltas to Redis once per scope; False when a scope awaits its rebuild."""
+def batch_apply(
+    *, batch_id: str, deltas: store.ScopedDeltas | None = None, accepted: list[list[int]] | None = None
+) -> bool:
+    """Apply a processed batch's deltas to Redis once per scope; False when a scope awaits its rebuild.
+
+    ``accepted`` (the batch's acceptance times, see counting.Counted) is observed as
+    event-to-visible latency by the call that changed Redis, not by one that found the
+    batch applied already.
+    """
     if deltas is None:
-        batch = Batch.objects.filter(id=batch_id).only("deltas", "applied_at").first()
+        batch = Batch.objects.filter(id=batch_id).only("deltas", "accepted", "applied_at").first()
         if batch is None or batch.applied_at is not None:
             return True
-        deltas = batch.deltas or {}
+        deltas, accepted = batch.deltas or {}, batch.accepted
     try:
-        store.deltas_apply(batch_id=batch_id, deltas=deltas)
+        changed = store.deltas_apply(batch_id=batch_id, deltas=deltas)
     except store.RankingsNotBuilt:
         signals.rebuild_needed.send(sender=Batch)
         return False
+    if changed and accepted:
+        metrics.events_visible(accepted=accepted)
     batch_mark_applied(batch_id=batch_id)
     return True
 
@@ -242,7 +255,7 @@ def batches_repair(
         processed_at__lt=now - timedelta(seconds=unapplied_after_s),
     ).order_by("processed_at")
     for batch in pending[:limit]:
-        if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}):
+        if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}, accepted=batch.accepted):
             break
         applied += 1
     return RepairOutcome(requeued=requeued, applied=applied)

@@ -88,6 +88,12 @@ class Batch(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     xid = models.BigIntegerField(null=True, blank=True, db_index=True)
     deltas = models.JSONField(null=True, blank=True)
+    accepted = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="[[accepted_at in epoch ms, events], ...] of the counted events: when the deltas are "
+        "applied, the event-to-visible latency is observed from these.",
+    )
     applied_at = models.DateTimeField(null=True, blank=True)
     counted = models.IntegerField(default=0)
     failures = models.PositiveSmallIntegerField(default=0, help_text="Times a task gave up on this batch.")

@@ -24,7 +24,7 @@ from core import metrics
 from core.logging import JsonFormatter, PlainFormatter, request_id_var
 from events.ingest import api_key_create, api_key_mark_used_reset
 from events.selectors import api_key_cache_clear, event_type_names_cache_clear
-from scoring.ledger import batch_process, batch_store
+from scoring.ledger import batch_process, batch_store, batches_repair
 from scoring.models import Batch, DeadLetter
 from scoring.tasks import batch_process as events_batch_process
 from tests.conftest import wire
@@ -217,6 +217,45 @@ def test_batches_pending_are_read_from_the_ledger_by_state(client: Client, video
     assert value(samples, "ranking_batches_pending", state="unprocessed") == 1
     assert value(samples, "ranking_batches_pending", state="unapplied") == 1
     assert value(samples, "ranking_batches_pending", state="failed") == 1
+
+
+def test_event_to_visible_latency_runs_from_the_api_to_the_redis_apply(
+    client: Client, post: Callable[..., Any], video: Any
+) -> None:
+    topic = Topic()
+    before = topic.end_offsets()
+    posted_at = time.time()
+    response = post({"events": [{"video_id": video.id, "type": t} for t in ("view", "like", "share")]})
+    assert response.status_code == 202
+    event_ids = response.json()["event_ids"]
+    found = topic.read_ids(before, event_ids)
+    messages = [found[event_id][0][1] for event_id in event_ids]
+    assert all(m["accepted_at"] == messages[0]["accepted_at"] for m in messages), "one request, one acceptance"
+
+    # As the bridge hands them on; one is a redelivery, which is counted once and measured once.
+    raws = [json.dumps(m) for m in [*messages, messages[0]]]
+    events_batch_process(str(batch_store(topic=topic.name, messages=[[0, n, r] for n, r in enumerate(raws)]).id))
+    elapsed = time.time() - posted_at
+    samples = scrape(client)
+    assert value(samples, "ranking_event_visible_seconds_count") == 3
+    assert 0 < value(samples, "ranking_event_visible_seconds_sum") / 3 <= elapsed
+
+    # A batch whose worker died after the commit becomes visible when the sweeper applies it.
+    late = batch_store(topic=topic.name, messages=[[0, 0, json.dumps({**messages[0], "event_id": str(uuid.uuid4())})]])
+    batch_process(batch_id=str(late.id), apply=False)
+    time.sleep(0.3)
+    batches_repair(requeue=False, unapplied_after_s=0)
+    samples = scrape(client)
+    assert value(samples, "ranking_event_visible_seconds_count") == 4
+    assert value(samples, "ranking_event_visible_seconds_bucket", le="0.25") <= 3, "the late one waited > 0.3 s"
+
+
+def test_a_message_without_a_readable_accepted_at_still_counts(client: Client, video: Any) -> None:
+    raws = [wire(video.id), json.dumps({**json.loads(wire(video.id)), "accepted_at": "yesterday"})]
+    events_batch_process(str(batch_store(topic="t", messages=[[0, n, raw] for n, raw in enumerate(raws)]).id))
+    samples = scrape(client)
+    assert value(samples, "ranking_events_counted_total") == 2
+    assert value(samples, "ranking_event_visible_seconds_count") == 0
 
 
 def test_dead_letter_count_is_cached_briefly(client: Client, django_assert_num_queries: Any) -> None:
