@@ -39,6 +39,7 @@ class Buffer:
     clock: Callable[[], float] = time.monotonic
     messages: list[list[Any]] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # for the lag: not handed on yet
     first_at: float | None = None
 
     def add(self, record: Record) -> None:
@@ -47,6 +48,7 @@ class Buffer:
         raw = record.value.decode("utf-8", errors="replace") if record.value is not None else ""
         self.messages.append([record.partition, record.offset, raw])
         self.next_offsets[(record.topic, record.partition)] = record.offset + 1
+        self.first_offsets.setdefault((record.topic, record.partition), record.offset)
 
     def due(self) -> bool:
         if not self.messages:
@@ -57,7 +59,7 @@ class Buffer:
 
     def take(self) -> tuple[list[list[Any]], dict[tuple[str, int], int]]:
         messages, offsets = self.messages, self.next_offsets
-        self.messages, self.next_offsets, self.first_at = [], {}, None
+        self.messages, self.next_offsets, self.first_offsets, self.first_at = [], {}, {}, None
         return messages, offsets
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +13,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
+from core import metrics
 from events.ingest import api_key_create
 from events.producer import events_produce
 from events.wire import WireEvent
@@ -21,7 +25,8 @@ from rankings.selectors import ranking_top
 from scoring.bridge import Buffer, hand_off
 from scoring.models import Batch, HourlyCounter
 from scoring.rebuild import rankings_rebuild
-from tests.processes import bridge, running, wait_for, worker
+from tests.api.test_observability import scrape
+from tests.processes import Proc, bridge, process_env, running, wait_for, worker
 
 pytestmark = pytest.mark.cluster
 
@@ -49,10 +54,11 @@ def test_buffer_is_due_when_full() -> None:
     assert not buffer.due()
     buffer.add(FakeRecord("t", 1, 7, b"{}"))
     assert buffer.due()
+    assert buffer.first_offsets == {("t", 0): 0, ("t", 1): 7}  # what the lag counts as not handed on
     messages, offsets = buffer.take()
     assert [m[:2] for m in messages] == [[0, 0], [0, 1], [1, 7]]
     assert offsets == {("t", 0): 2, ("t", 1): 8}  # commit = next offset to read
-    assert not buffer.due() and buffer.messages == []
+    assert not buffer.due() and buffer.messages == [] and buffer.first_offsets == {}
 
 
 def test_buffer_is_due_after_max_wait_even_if_small() -> None:
@@ -198,3 +204,35 @@ def test_event_id_repeated_in_one_request_counts_once_end_to_end(
     rows = HourlyCounter.objects.filter(video__in=[first, second]).select_related("event_type")
     counted = {(row.video_id, row.event_type.name): row.events for row in rows}
     assert counted == {(first.id, "like"): 1, (first.id, "view"): 1, (second.id, "view"): 1}
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_bridge_keeps_reporting_lag_per_partition_while_postgres_is_down(
+    client: Client, make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
+) -> None:
+    """Lag matters most when the bridge cannot hand batches on; it must not go silent then."""
+    metrics.metrics_reset()
+    videos = [make_video() for _ in range(6)]
+    dead = f"postgres://postgres@127.0.0.1:{closed_port()}/nowhere"
+    argv = [sys.executable, "manage.py", "kafka_bridge", "--group", f"lag-{uuid.uuid4().hex[:8]}",
+            "--max-wait-ms", "50", "--lag-every-s", "1"]  # fmt: skip
+    with running(Proc("bridge", argv, tmp_path, process_env(DATABASE_URL=dead))) as (br,):
+        assert wait_for(lambda: "assigned partitions" in br.output(), timeout=60), br.output()[-2000:]
+        for video in videos * 3:  # one produce request per event: Tansu reports exact end offsets then
+            events_produce(events=[event(video.id)])
+        assert wait_for(lambda: "Postgres unavailable" in br.output(), timeout=30), br.output()[-2000:]
+
+        def lag() -> dict[str, float]:
+            found = scrape(client).get("ranking_bridge_lag_messages", {})
+            return {dict(labels)["partition"]: v for labels, v in found.items()}
+
+        assert wait_for(lambda: sum(lag().values()) > 0, timeout=15, interval=0.5), (lag(), br.output()[-2000:])
+        partitions = {str(p) for p in end_offsets()}
+        assert set(lag()) == partitions, "one series per partition"

@@ -64,15 +64,14 @@ class Command(BaseCommand):
         )
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
         logger.info("bridge consuming %s as group %s", self.topic, opts["group"])
-        next_lag = time.monotonic() + opts["lag_every_s"]
+        self.lag_every_s = opts["lag_every_s"]
+        self.next_lag = time.monotonic() + self.lag_every_s
         try:
             while not self.stop:
                 self.poll_once()
                 if self.buffer.due():
                     self.flush(reason="due")
-                if time.monotonic() >= next_lag:
-                    self.log_lag()
-                    next_lag = time.monotonic() + opts["lag_every_s"]
+                self.lag_report_if_due()
         finally:
             self.flush(reason="shutdown")
             self.consumer.close()
@@ -99,6 +98,9 @@ class Command(BaseCommand):
                     logger.error("Postgres unavailable at shutdown; %d messages stay uncommitted", len(messages))
                     return
                 logger.warning("Postgres unavailable; retrying hand-off in 1s", exc_info=True)
+                if reason == "due":  # not inside a rebalance callback, where the assignment is changing
+                    # The backlog grows while Postgres is down: that is when the lag must keep coming.
+                    self.lag_report_if_due()
                 time.sleep(1)
         self.buffer.take()
         try:
@@ -108,6 +110,11 @@ class Command(BaseCommand):
             logger.warning("offset commit failed after batch %s", batch_id, exc_info=True)
         logger.debug("handed off batch %s (%d messages, %s)", batch_id, len(messages), reason)
 
+    def lag_report_if_due(self) -> None:
+        if time.monotonic() >= self.next_lag:
+            self.log_lag()
+            self.next_lag = time.monotonic() + self.lag_every_s
+
     def log_lag(self) -> None:
         assignment = list(self.consumer.assignment())
         if not assignment:
@@ -116,6 +123,11 @@ class Command(BaseCommand):
             ends = self.consumer.end_offsets(assignment)
         except KafkaError:
             return
-        lag = {tp.partition: max(ends[tp] - self.consumer.position(tp), 0) for tp in assignment}
+        # Messages polled into the buffer are not handed on yet: count from the first of them.
+        first = self.buffer.first_offsets
+        lag = {
+            tp.partition: max(ends[tp] - first.get((tp.topic, tp.partition), self.consumer.position(tp)), 0)
+            for tp in assignment
+        }
         bridge_lag_record(lag=lag)
         logger.info("consumer lag per partition: %s (total %d)", dict(sorted(lag.items())), sum(lag.values()))
