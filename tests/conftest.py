@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -118,3 +119,43 @@ def apply_events(rankings_ready: None) -> Callable[[list[str]], Any]:
         return batch_process(batch_id=str(batch.id))
 
     return apply
+
+
+@pytest.fixture
+def counters_fail(db: None) -> Callable[..., Callable[[], int]]:
+    """Make Postgres refuse counter rows of one video with an SQLSTATE, the first ``times``
+    attempts (every one when None); returns how many attempts reached the table so far.
+
+    A trigger on the counters table: the error comes from the real server, as a deadlock
+    (40001) or a data error (22P02) would. Needs the test's transaction, which drops it again.
+    """
+
+    def install(*, video_id: int, sqlstate: str, times: int | None = None) -> Callable[[], int]:
+        with connection.cursor() as cur:
+            # A sequence: its increments survive the rollback of the failed attempt.
+            cur.execute("CREATE SEQUENCE test_attempts")
+            cur.execute(
+                f"""
+                CREATE FUNCTION test_counters_fail() RETURNS trigger AS $$
+                BEGIN
+                    IF NEW.video_id = {int(video_id)}
+                       AND nextval('test_attempts') <= {times if times is not None else "'Infinity'::float8"} THEN
+                        RAISE EXCEPTION 'injected failure' USING ERRCODE = '{sqlstate}';
+                    END IF;
+                    RETURN NEW;
+                END $$ LANGUAGE plpgsql
+                """
+            )
+            cur.execute(
+                "CREATE TRIGGER test_counters_fail BEFORE INSERT ON scoring_hourlycounter "
+                "FOR EACH ROW EXECUTE FUNCTION test_counters_fail()"
+            )
+
+        def attempts() -> int:
+            with connection.cursor() as cur:
+                cur.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM test_attempts")
+                return int(cur.fetchone()[0])
+
+        return attempts
+
+    return install

@@ -24,6 +24,8 @@ SETTINGS_FILES = [ROOT / "ranking_site" / "settings" / "base.py", ROOT / "rankin
 INFRA_SERVICES = {"postgres", "redis", "kafka"}
 APP_SERVICES = {"migrate", "web", "bridge", "worker", "worker-maintenance", "beat"}
 SCALABLE_SERVICES = {"bridge", "worker", "worker-maintenance"}
+# docker compose --profile monitoring up: Prometheus and Grafana besides the rest.
+MONITORING_SERVICES = {"prometheus", "grafana"}
 ENV_HELPERS = {"env_str", "env_int", "env_bool", "env_float", "env_list", "env_db"}
 # Defaults that only make sense on a developer's machine.
 LOCAL_ONLY_DEFAULT = re.compile(r"127\.0\.0\.1|localhost|dev-only")
@@ -301,6 +303,34 @@ def test_postgres_data_is_a_named_volume() -> None:
     assert named and set(named) <= set(compose.get("volumes") or {})
     # PostgreSQL 18 images keep PGDATA under /var/lib/postgresql/18/...
     assert any(str(v).split(":")[1].rstrip("/") == "/var/lib/postgresql" for v in volumes)
+
+
+def test_monitoring_runs_only_in_its_profile() -> None:
+    services = _services()
+    assert set(services) >= MONITORING_SERVICES
+    for name in MONITORING_SERVICES:
+        assert services[name].get("profiles") == ["monitoring"], name
+    for name in INFRA_SERVICES | APP_SERVICES:
+        assert not services[name].get("profiles"), f"{name} must run without a profile"
+
+
+@pytest.mark.parametrize("service", sorted(MONITORING_SERVICES))
+def test_monitoring_mounts_files_of_the_repository_and_keeps_data_in_named_volumes(service: str) -> None:
+    compose = _compose()
+    volumes = [str(v) for v in compose["services"][service]["volumes"]]
+    binds = [v.split(":")[0] for v in volumes if v.startswith("./")]
+    assert binds, f"{service} mounts nothing from monitoring/"
+    for source in binds:
+        assert (ROOT / source).exists(), f"{service} mounts {source}, which is not in the repository"
+        assert source.startswith("./monitoring/"), source
+    named = [v.split(":")[0] for v in volumes if not v.startswith((".", "/"))]
+    assert named and set(named) <= set(compose.get("volumes") or {}), f"{service}: data volume not declared"
+
+
+def test_monitoring_images_are_pinned() -> None:
+    for name in MONITORING_SERVICES:
+        image = _services()[name]["image"]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{name}: pin a release, not {image}"
 
 
 def _final_stage(dockerfile: str) -> list[str]:

@@ -1,8 +1,7 @@
 """A batch task retries only transient errors, a bounded number of times, and a batch it
 gives up on stays visible: counted in a metric and kept in the ledger with its error.
 
-The errors are raised by the real Postgres server: a trigger on the counters table
-fails the insert with the SQLSTATE under test.
+The errors are raised by the real Postgres server (the counters_fail fixture).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ pytestmark = pytest.mark.django_db
 
 SERIALIZATION_FAILURE = "40001"  # psycopg2 TransactionRollbackError: Django's OperationalError
 INVALID_TEXT = "22P02"  # psycopg2 InvalidTextRepresentation: Django's DataError
+# counters_fail (tests/conftest.py) makes the real Postgres raise them.
 
 
 @pytest.fixture(autouse=True)
@@ -36,42 +36,6 @@ def _metrics_from_zero() -> Iterator[None]:
     metrics.gauge_sources_cache_clear()
     yield
     metrics.gauge_sources_cache_clear()
-
-
-@pytest.fixture
-def counters_fail() -> Callable[..., Callable[[], int]]:
-    """Make Postgres refuse counter rows of one video with an SQLSTATE, the first ``times``
-    attempts (every one when None); returns how many attempts reached the table so far."""
-
-    def install(*, video_id: int, sqlstate: str, times: int | None = None) -> Callable[[], int]:
-        with connection.cursor() as cur:
-            # A sequence: its increments survive the rollback of the failed attempt.
-            cur.execute("CREATE SEQUENCE test_attempts")
-            cur.execute(
-                f"""
-                CREATE FUNCTION test_counters_fail() RETURNS trigger AS $$
-                BEGIN
-                    IF NEW.video_id = {int(video_id)}
-                       AND nextval('test_attempts') <= {times if times is not None else "'Infinity'::float8"} THEN
-                        RAISE EXCEPTION 'injected failure' USING ERRCODE = '{sqlstate}';
-                    END IF;
-                    RETURN NEW;
-                END $$ LANGUAGE plpgsql
-                """
-            )
-            cur.execute(
-                "CREATE TRIGGER test_counters_fail BEFORE INSERT ON scoring_hourlycounter "
-                "FOR EACH ROW EXECUTE FUNCTION test_counters_fail()"
-            )
-
-        def attempts() -> int:
-            with connection.cursor() as cur:
-                cur.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM test_attempts")
-                return int(cur.fetchone()[0])
-
-        return attempts
-
-    return install  # the test's transaction drops the trigger again
 
 
 def stored(raws: list[str]) -> str:
