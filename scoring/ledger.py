@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from core import metrics
+from core.task_policy import error_transient
 from leaderboard import store
 from leaderboard.keys import scope_for
 from leaderboard.windows import (
@@ -255,8 +256,18 @@ def batches_repair(
         processed_at__lt=now - timedelta(seconds=unapplied_after_s),
     ).order_by("processed_at")
     for batch in pending[:limit]:
-        if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}, accepted=batch.accepted):
-            break
+        try:
+            if not batch_apply(batch_id=str(batch.id), deltas=batch.deltas or {}, accepted=batch.accepted):
+                break
+        except ResponseError as exc:
+            if error_transient(exc) or isinstance(exc, OutOfMemoryError):
+                raise  # Redis itself is in trouble: every batch waits, and the next sweep tries again
+            # Redis answered and refused this batch's deltas: every sweep would fail on it the same
+            # way, and the batches after it would never be applied.
+            logger.error("Redis refuses batch %s; set aside for an operator", batch.id, exc_info=True)
+            metrics.batch_failed(reason="error")
+            batch_failure_record(batch_id=str(batch.id), error=f"{type(exc).__name__}: {exc}", permanent=True)
+            continue
         applied += 1
     return RepairOutcome(requeued=requeued, applied=applied)
 

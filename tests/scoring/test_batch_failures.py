@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from core import metrics
 from core.task_policy import TRANSIENT_ERRORS
+from leaderboard.keys import scope_for
+from scoring import ledger
 from scoring.ledger import batch_store, batches_repair, batches_retry
 from scoring.models import Batch, HourlyCounter
 from scoring.tasks import batch_process
@@ -139,3 +141,22 @@ def test_failed_batches_are_listed_in_the_admin_and_retried_from_it(
     assert response.status_code == 302
     assert Batch.objects.get(id=failed).processed_at is not None
     assert HourlyCounter.objects.filter(video=video).count() == 2
+
+
+def test_a_batch_redis_refuses_is_set_aside_and_does_not_hold_up_the_others(
+    client: Client, make_video: Callable[..., Any], rankings_ready: None
+) -> None:
+    video = make_video()
+    poisoned, waiting = stored([wire(video.id, "like")]), stored([wire(video.id, "share")])
+    for batch_id in (poisoned, waiting):
+        ledger.batch_process(batch_id=batch_id, apply=False)  # counted; the worker died before Redis
+    # The first holds deltas the Lua script cannot apply (a bug, say); Redis refuses it, not the other.
+    Batch.objects.filter(id=poisoned).update(deltas={scope_for(None): [[video.id, 0, 255, "not a number"]]})
+
+    repaired = batches_repair(requeue=False, unapplied_after_s=0)
+    assert repaired.applied == 1
+    assert Batch.objects.get(id=waiting).applied_at is not None
+    batch = Batch.objects.get(id=poisoned)
+    assert batch.failed_at is not None and batch.error.startswith("ResponseError")
+    assert batches_repair(requeue=False, unapplied_after_s=0).applied == 0
+    assert value(scrape(client), "ranking_batches_failed_total", reason="error") == 1
