@@ -11,7 +11,7 @@ from django.db import DatabaseError, InterfaceError
 from redis.exceptions import RedisError
 
 from core import metrics
-from scoring import ledger, rebuild
+from scoring import ledger, partitions, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,9 @@ def batches_repair() -> dict[str, int]:
 
 
 @shared_task(acks_late=True)
-def seen_events_prune() -> int:
-    return ledger.seen_events_prune()
+def partitions_maintain() -> dict[str, list[str]]:
+    """Create the coming days' partitions of the dedupe keys and the ledger; drop expired ones."""
+    return partitions.partitions_maintain().__dict__
 
 
 @shared_task(acks_late=True, autoretry_for=(DatabaseError, RedisError), retry_backoff=2, max_retries=5)

@@ -236,5 +236,5 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-rollover": {"task": "scoring.tasks.window_rollover", "schedule": 10.0},
     "rankings-rebase": {"task": "scoring.tasks.trending_rebase", "schedule": 3600.0},
     "rankings-snapshot": {"task": "rankings.tasks.snapshot_take", "schedule": float(RANKING_SNAPSHOT_INTERVAL_S)},
-    "seen-events-prune": {"task": "scoring.tasks.seen_events_prune", "schedule": 3600.0},
+    "partitions-maintain": {"task": "scoring.tasks.partitions_maintain", "schedule": 3600.0},
 }
