@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from events.selectors import event_types_by_name
 from events.wire import WireError, WireEvent, event_units, wire_parse
 from leaderboard.keys import scope_for
 from leaderboard.windows import epoch, hour_floor, hour_window_start, minute_floor, window_mask
+from scoring.partitions import seen_partition_ensure, seen_period
 from videos.selectors import VideoFacts, video_facts
 
 Message = Sequence[Any]  # [partition, offset, raw value]
@@ -69,7 +70,7 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     for e in events:
         bucket = e.dedupe_key(types[e.type].dedupe_window_seconds)
         keys.append((str(e.event_id), None if bucket is None else str(bucket)))
-    fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}))
+    fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}), anchor=anchor)
 
     claimed: set[str] = set()
     # (video, type, minute) -> [events, units]
@@ -107,18 +108,30 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     return out
 
 
-def _keys_claim(keys: list[str]) -> set[str]:
-    """Claim dedupe keys; returns those not claimed before (by any batch, ever inside retention)."""
+def _keys_claim(keys: list[str], *, anchor: datetime) -> set[str]:
+    """Claim dedupe keys; returns those not claimed before (by any batch, ever inside retention).
+
+    A key is claimed in the partition of the dedupe period holding the window
+    anchor's day, unless an older partition already holds it. The caller holds the
+    anchor FOR SHARE and the roll-over moves it (forward only) FOR UPDATE, so every
+    batch in flight claims in the same partition, where the primary key makes
+    concurrent claims of one key wait for each other; and a batch that sees a new
+    period starts after every claim of the old one committed, so the probe of the
+    older partitions sees them. Hence one row per key across all partitions.
+    """
     if not keys:
         return set()
+    period = seen_period(day=anchor.astimezone(UTC).date())
+    seen_partition_ensure(period=period)
     with connection.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO scoring_seenevent (key, seen_at)
-            SELECT k, now() FROM unnest(%s::uuid[]) AS k
-            ON CONFLICT (key) DO NOTHING RETURNING key::text
+            INSERT INTO scoring_seenevent (key, period)
+            SELECT k, %(period)s FROM unnest(%(keys)s::uuid[]) AS k
+            WHERE NOT EXISTS (SELECT 1 FROM scoring_seenevent s WHERE s.key = k AND s.period < %(period)s)
+            ON CONFLICT (key, period) DO NOTHING RETURNING key::text
             """,
-            [keys],
+            {"keys": keys, "period": period},
         )
         return {r[0] for r in cur.fetchall()}
 

@@ -343,23 +343,6 @@ def trending_rebase(*, now: datetime | None = None, min_age_s: int | None = None
     return moved
 
 
-def seen_events_prune(*, older_than: timedelta = timedelta(days=8), limit: int = 50_000) -> int:
-    """Forget dedupe keys older than any event the API still accepts (7 days)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "DELETE FROM scoring_seenevent WHERE key IN "
-            "(SELECT key FROM scoring_seenevent WHERE seen_at < %s LIMIT %s)",
-            [timezone.now() - older_than, limit],
-        )
-        seen = cur.rowcount
-        cur.execute(
-            "DELETE FROM scoring_batch WHERE id IN (SELECT id FROM scoring_batch "
-            "WHERE applied_at IS NOT NULL AND applied_at < %s LIMIT %s)",
-            [timezone.now() - timedelta(days=2), limit],
-        )
-    return int(seen)
-
-
 @dataclass
 class ReplayOutcome:
     replayed: int

@@ -4,8 +4,12 @@ ledger that makes Kafka -> Postgres -> Redis exactly-once (docs/exactly-once.md)
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
+from django.utils import timezone
+
+from scoring.partitions import batch_partition_ensure
 
 
 class HourlyCounter(models.Model):
@@ -54,10 +58,16 @@ class MinuteCounter(models.Model):
 
 
 class SeenEvent(models.Model):
-    """Dedupe keys already counted: event ids and per-user dedupe buckets."""
+    """Dedupe keys already counted: event ids and per-user dedupe buckets.
+
+    The table is range-partitioned by ``period`` (migration 0002, scoring/partitions.py).
+    In the database the primary key is (key, period), as a partitioned table's must
+    include the partition key; the claim keeps ``key`` itself unique across partitions
+    (docs/exactly-once.md), which is what Django is told here.
+    """
 
     key = models.UUIDField(primary_key=True)
-    seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    period = models.DateField(help_text="First day of the dedupe period the key was claimed in: its partition.")
 
     def __str__(self) -> str:
         return str(self.key)
@@ -70,6 +80,9 @@ class Batch(models.Model):
     (counters and dedupe keys written in the same transaction that stores the
     Redis deltas here) and applied (the deltas reached Redis, guarded by a
     marker set inside the same Lua call).
+
+    The table is range-partitioned by the UTC day of ``received_at`` (migration 0002);
+    its primary key in the database is (id, received_at), ids being random UUIDs.
     """
 
     class Source(models.TextChoices):
@@ -80,7 +93,8 @@ class Batch(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.KAFKA)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the object is made, not at save time, so that save() knows the partition.
+    received_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     queued_at = models.DateTimeField(
         null=True, blank=True, help_text="When its task was last queued; empty when queueing failed."
     )
@@ -119,6 +133,13 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} batch {self.id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The table is partitioned by receipt day (migration 0002); a new row's partition is
+        # made here if the maintenance task has not made it yet, so storing never fails for it.
+        if self._state.adding:
+            batch_partition_ensure(received_at=self.received_at)
+        super().save(*args, **kwargs)
 
 
 class DeadLetter(models.Model):

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from core import metrics
 from core.task_policy import RETRY_TRANSIENT, error_transient, time_limits
-from scoring import ledger, rebuild
+from scoring import ledger, partitions, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,9 @@ def batches_repair() -> dict[str, int]:
 
 # The periodic tasks below take seconds at a million videos.
 @shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))
-def seen_events_prune() -> int:
-    return ledger.seen_events_prune()
+def partitions_maintain() -> dict[str, list[str]]:
+    """Create the coming days' partitions of the dedupe keys and the ledger; drop expired ones."""
+    return partitions.partitions_maintain().__dict__
 
 
 @shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from core.redis import redis_client
 from scoring.catalog_sync import category_cache_sync, category_scope_open, video_cache_sync
 from scoring.ledger import batch_process, batch_store
+from scoring.partitions import partitions_cache_clear
 from scoring.rebuild import rankings_rebuild
 from tests.factories import CategoryFactory, VideoFactory
 
@@ -31,6 +32,13 @@ def redis_clean() -> Iterator[None]:
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     redis.Redis.from_url(settings.CACHE_REDIS_URL).flushdb()
     yield
+
+
+@pytest.fixture(autouse=True)
+def partitions_forgotten() -> None:
+    """A test's transaction rolls back the partitions it created, even when the test ran the
+    on-commit hooks that remember them; every test starts without that memory."""
+    partitions_cache_clear()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ MAINTENANCE = [
     scoring_tasks.rankings_rebuild,
     scoring_tasks.window_rollover,
     scoring_tasks.trending_rebase,
-    scoring_tasks.seen_events_prune,
+    scoring_tasks.partitions_maintain,
     rankings_tasks.snapshot_take,
 ]
 

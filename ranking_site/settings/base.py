@@ -201,7 +201,7 @@ CELERY_TASK_ROUTES = {
         "scoring.tasks.rankings_rebuild",
         "scoring.tasks.window_rollover",
         "scoring.tasks.trending_rebase",
-        "scoring.tasks.seen_events_prune",
+        "scoring.tasks.partitions_maintain",
         "rankings.tasks.snapshot_take",
     )
 }
@@ -273,5 +273,5 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-rollover": _periodic("scoring.tasks.window_rollover", 10.0),
     "rankings-rebase": _periodic("scoring.tasks.trending_rebase", 3600.0),
     "rankings-snapshot": _periodic("rankings.tasks.snapshot_take", float(RANKING_SNAPSHOT_INTERVAL_S)),
-    "seen-events-prune": _periodic("scoring.tasks.seen_events_prune", 3600.0),
+    "partitions-maintain": _periodic("scoring.tasks.partitions_maintain", 3600.0),
 }

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0002_batch_failures'),
+        ('scoring', '0003_batch_failures'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0003_batch_queued_at'),
+        ('scoring', '0004_batch_queued_at'),
     ]
 
     operations = [
