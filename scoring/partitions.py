@@ -87,7 +87,10 @@ def _partition_ensure(*, parent: str, start: date, lower: date, upper: date) -> 
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_CREATE_LOCKS[parent]])
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
             if not cur.fetchone()[0]:
-                cur.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(parent)})")
+                # CHECK constraints too: ATTACH refuses a child without every constraint of the parent.
+                cur.execute(
+                    f"CREATE TABLE {quote(name)} (LIKE {quote(parent)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                )
                 cur.execute(
                     f"ALTER TABLE {quote(parent)} ATTACH PARTITION {quote(name)} FOR VALUES FROM (%s) TO (%s)",
                     [lower, upper],
