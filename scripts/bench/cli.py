@@ -308,7 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="100,000 videos, 2 runs, shorter loads (< 3 minutes)")
     parser.add_argument("--no-doc", action="store_true", help="print the table only; leave docs/ alone")
+    parser.add_argument("--scope", action="store_true",
+                        help="only one ranking scope's capacity through the apply script, on a private Valkey "
+                        "(100,000 and 1,000,000 members; scripts/bench/scope.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scope:
+        from .scope import print_scope, scope_run
+
+        say("==> one scope's capacity (deltas through deltas_apply on a private Valkey)")
+        print_scope(scope_run(seconds=3.0 if args.quick else 10.0))
+        return 0
     runner = Bench(profile=QUICK if args.quick else FULL)
     try:
         results = runner.run()
