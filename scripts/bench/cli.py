@@ -26,6 +26,7 @@ from .config import (
     CELERY_CONCURRENCY,
     CELERY_POOL,
     DOC,
+    FRESH_RATE,
     FULL,
     INGEST_CLIENTS,
     LEADERBOARD_DB,
@@ -196,12 +197,18 @@ class Bench:
             ingest.append(r)
         self.results["ingest"] = {"runs": ingest, "median": median_of(ingest)}
 
-        stage("freshness", f"(1,000 events/s background, {prof.fresh_s:.0f} s per run, \u00d7{prof.runs})")
+        stage(
+            "freshness",
+            f"({FRESH_RATE:,.0f} events/s background, open loop, {prof.fresh_s:.0f} s per run, \u00d7{prof.runs})",
+        )
         fresh = []
         for i in range(prof.runs):
             r = freshness_run(port=self.port, api_key=self.api_key, traffic=traffic, probe_ids=probe_ids,
                               seconds=prof.fresh_s)  # fmt: skip
-            say(f"  run {i + 1}: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms over {r['probes']} probes")
+            say(
+                f"  run {i + 1}: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms over {r['probes']} probes, "
+                f"background {r['background_per_s']:,.0f} events/s"
+            )
             fresh.append(r)
         self.results["freshness"] = {"runs": fresh, "median": median_of(fresh)}
 
@@ -302,7 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="100,000 videos, 2 runs, shorter loads (< 3 minutes)")
     parser.add_argument("--no-doc", action="store_true", help="print the table only; leave docs/ alone")
+    parser.add_argument("--scope", action="store_true",
+                        help="only one ranking scope's capacity through the apply script, on a private Valkey "
+                        "(100,000 and 1,000,000 members; scripts/bench/scope.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scope:
+        from .scope import print_scope, scope_run
+
+        say("==> one scope's capacity (deltas through deltas_apply on a private Valkey)")
+        print_scope(scope_run(seconds=3.0 if args.quick else 10.0))
+        return 0
     runner = Bench(profile=QUICK if args.quick else FULL)
     try:
         results = runner.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / ".devdata" / "bench"
@@ -26,15 +27,30 @@ INGEST_CLIENTS = 2
 BATCH = 500
 READ_WARMUP_S = 5.0  # per read endpoint, before the read runs
 
-# Targets, printed beside the measured values; the benchmark reports, it does not fail.
-TARGETS = {
-    "ingest": 10_000.0,  # events/s end to end, at least
-    "fresh_p99_ms": 1000.0,  # at 1,000 events/s, at most
-    "top20_p99_ms": 20.0,  # at >= 500 req/s, at most
-    "top20_rate": 500.0,
-    "reindex_s": 60.0,  # 1,000,000 videos, at most
-    "naive_top20_x": 30.0,  # times faster than the naive top-20 query, at least
-    "lib_update_x": 3.0,  # times the per-event leaderboard library's update rate, at least
+FRESH_RATE = 5000.0  # events/s of background load during the freshness probes (open loop)
+FRESH_CLIENTS = 2
+FRESH_BATCH = 250
+READ_RATE = 1000.0  # requests/s of the paced (open-loop) read phase
+
+# The goals of SPEC §12, printed beside the measured values; the benchmark reports, it does not
+# fail. Per profile where the goal differs between the quick (100,000 videos) and full
+# (1,000,000 videos) runs.
+GOALS: dict[str, Any] = {
+    "ingest": {"quick": 20_000.0, "full": 10_000.0},  # events/s end to end, at least
+    "cpu_s_per_1k": {"quick": 0.10, "full": 0.15},  # CPU-seconds per 1,000 events, all processes, at most
+    "valkey_us_per_event": 40.0,  # µs of Valkey CPU per event at 1,000,000 videos, at most
+    "valkey_goal_videos": 1_000_000,
+    "naive_ingest_x": 1.5,  # times the naive per-row ingest rate, at least
+    "naive_reads_x": 1_000.0,  # times faster than the naive read queries, at least
+    "fresh_p99_ms": 250.0,  # at FRESH_RATE events/s, at most
+    "fresh_rate": FRESH_RATE,
+    "top20_p99_ms": 10.0,  # at READ_RATE req/s, open loop, at most
+    "top20_rate": READ_RATE,
+}
+# Information only, no longer goals: printed beside the measured values without a verdict.
+REFERENCES = {
+    "reindex_s": 60.0,  # 1,000,000 videos
+    "lib_update_x": 3.0,  # times the per-event leaderboard library's update rate
 }
 
 

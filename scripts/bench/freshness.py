@@ -10,6 +10,7 @@ from typing import Any
 
 from httpclient import Client, api_key_headers
 
+from .config import FRESH_BATCH, FRESH_CLIENTS, FRESH_RATE
 from .ingest import db_now, wait_applied
 from .traffic import EVENTS_PATH, Traffic, clients_join, post_clients
 from .util import percentile, timed_bar
@@ -59,12 +60,21 @@ def freshness_probe(
 
 
 def freshness_run(
-    *, port: int, api_key: str, traffic: Traffic, probe_ids: list[int], seconds: float, rate: float = 1000.0,
-    batch: int = 100,
+    *, port: int, api_key: str, traffic: Traffic, probe_ids: list[int], seconds: float, rate: float = FRESH_RATE,
+    batch: int = FRESH_BATCH, clients: int = FRESH_CLIENTS,
 ) -> dict[str, Any]:  # fmt: skip
+    """Probes under a background load of ``rate`` events/s, open loop: ``clients`` processes each
+    send a batch of ``batch`` events on a fixed schedule, whatever the answers' delays."""
     since = db_now()
     procs, queue, deadline = post_clients(
-        port=port, api_key=api_key, traffic=traffic, clients=1, seconds=seconds, batch=batch, rate=rate, tag="f"
+        port=port,
+        api_key=api_key,
+        traffic=traffic,
+        clients=clients,
+        seconds=seconds,
+        batch=batch,
+        rate=rate,
+        tag="f",
     )
     with timed_bar(seconds, "probing"):
         latencies, lost = freshness_probe(port=port, api_key=api_key, probe_ids=probe_ids, deadline=deadline)
@@ -72,6 +82,7 @@ def freshness_run(
     wait_applied(since, background.events + len(latencies) + lost, 60.0)
     elapsed = seconds
     return {
+        "background_target_per_s": rate,
         "background_per_s": background.events / elapsed,
         "background_errors": sum(background.errors.values()),
         "probes": len(latencies),

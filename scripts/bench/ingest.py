@@ -99,6 +99,8 @@ def ingest_run(
         "post_p50_ms": percentile(result.latencies, 50) * 1000,
         "post_p99_ms": percentile(result.latencies, 99) * 1000,
         "cpu_s_per_1k": per_k,
+        # Every process of the benchmark (load generator included); not the rest of the machine.
+        "cpu_s_per_1k_all": sum(v for k, v in per_k.items() if k != "other processes"),
         "cpu_core_pct": share,
         "cpu_total_pct": sum(v for k, v in share.items() if k != "other processes"),
     }

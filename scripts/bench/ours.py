@@ -58,7 +58,7 @@ def leaderboard_stream(traffic: Traffic, path: Path, events: int) -> None:
 def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict[str, Any]:
     """Our Redis update stage on the library's event stream, like for like with ``change_score_for``.
 
-    The worker's last step, alone: each batch of ``batch`` events is summed per (video, hour) with
+    The worker's last step, alone: each batch of ``batch`` events is summed per (video, minute) with
     its window mask, exactly as ``events.services`` builds a batch's deltas, and applied with
     ``leaderboard.store.deltas_apply`` (one ``APPLY`` Lua call per batch: every window's global
     and category sorted set, up to 10 per delta) on the same Valkey and the same rankings that the
@@ -74,13 +74,13 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
     from core.redis import redis_client
     from leaderboard.keys import GLOBAL
     from leaderboard.store import deltas_apply
-    from leaderboard.windows import epoch, hour_floor, window_mask
+    from leaderboard.windows import epoch, minute_floor, window_mask
 
     with stream.open() as handle:
         events = [(int(m), float(d)) for m, d in (line.split() for line in handle if line.strip())]
-    # The benchmark's events all happen now: their bucket is the current hour, in every window.
-    hour = hour_floor(timezone.now())
-    hour_epoch, mask = epoch(hour), window_mask(hour, hour)
+    # The benchmark's events all happen now: their bucket is the current minute, in every window.
+    minute = minute_floor(timezone.now())
+    minute_epoch, mask = epoch(minute), window_mask(minute, minute)
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     run_id = uuid.uuid4().hex[:8]
     client = redis_client()
@@ -93,7 +93,7 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
         scores: dict[int, float] = defaultdict(float)
         for vid, delta in chunk:
             scores[vid] += delta
-        deltas = [[vid, hour_epoch, mask, score] for vid, score in scores.items() if score != 0]
+        deltas = [[vid, minute_epoch, mask, score] for vid, score in scores.items() if score != 0]
         # The global scope only: a category scope's call is the same work on another slot.
         deltas_apply(batch_id=f"bench-stage-{run_id}-{n}", deltas={GLOBAL: deltas})
         applied += len(chunk)

@@ -16,7 +16,7 @@ from typing import Any
 
 from httpclient import TRANSPORT_ERRORS, Client, Schedule
 
-from .config import BENCH_DIR, WEB_THREADS, WEB_WORKERS
+from .config import BENCH_DIR, READ_RATE, WEB_THREADS, WEB_WORKERS
 from .util import percentile
 
 WRK_SCRIPT = """
@@ -165,7 +165,7 @@ def http_load(*, port: int, paths: list[str], connections: int, seconds: float) 
     return runner(port=port, paths=paths, connections=connections, seconds=seconds)
 
 
-def reads_run(*, port: int, paths: list[str], seconds: float, target_rate: float = 500.0) -> dict[str, Any]:
+def reads_run(*, port: int, paths: list[str], seconds: float, target_rate: float = READ_RATE) -> dict[str, Any]:
     """Closed loop for the most requests/s, then paced at ``target_rate`` (open loop) for the latency there."""
     closed = http_load(port=port, paths=paths, connections=2 * WEB_WORKERS * WEB_THREADS, seconds=seconds)
     # Connections enough that a few slow answers do not leave the schedule without a free one.

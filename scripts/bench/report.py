@@ -10,7 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from .config import BATCH, DOC, TARGETS
+from .config import BATCH, DOC, GOALS, REFERENCES
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -27,39 +27,98 @@ def _check(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**missed**")
 
 
+INFO = "information"
+
+# The ingest stage's CPU per component: (key in the results, label), in the printed order.
+COMPONENTS = (
+    ("web", "web"), ("bridge", "bridge"), ("worker", "worker"), ("valkey", "Valkey"), ("tansu", "Kafka (Tansu)"),
+    ("postgres", "Postgres"), ("load generator", "load generator"),
+)  # fmt: skip
+OTHER = "other processes"
+
+
+def cpu_total_per_1k(ing: dict[str, Any]) -> float:
+    """CPU-seconds per 1,000 events over every process of the benchmark (load generator included,
+    other processes on the machine excluded)."""
+    if "cpu_s_per_1k_all" in ing:  # the median over runs of each run's total
+        return float(ing["cpu_s_per_1k_all"])
+    return float(sum(v for k, v in ing["cpu_s_per_1k"].items() if k != OTHER))
+
+
+def valkey_us_per_event(ing: dict[str, Any]) -> float | None:
+    per_k = ing["cpu_s_per_1k"].get("valkey")
+    return None if per_k is None else 1000.0 * float(per_k)  # CPU-s per 1,000 events = ms per event
+
+
+def cpu_rows(ing: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(component, CPU-s per 1k events, % of a core) rows, the total and the other processes last."""
+    per_k, pct = ing["cpu_s_per_1k"], ing["cpu_core_pct"]
+    rows = [(label, _fmt(per_k[key], 3), _fmt(pct.get(key))) for key, label in COMPONENTS if key in per_k]
+    known = {key for key, _ in COMPONENTS} | {OTHER}
+    rows += [(key, _fmt(per_k[key], 3), _fmt(pct.get(key))) for key in per_k if key not in known]
+    rows.append(("total, all processes of the benchmark", _fmt(cpu_total_per_1k(ing), 3), _fmt(ing["cpu_total_pct"])))
+    if OTHER in per_k:
+        rows.append(("other (processes outside the benchmark)", _fmt(per_k[OTHER], 3), _fmt(pct.get(OTHER))))
+    return rows
+
+
 def headline(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(metric, measured, target, verdict) rows."""
+    """(metric, measured, goal, verdict) rows: the goals of SPEC §12, then figures for information."""
+    mode = res.get("profile", {}).get("name", "full")
+    videos = res.get("dataset", {}).get("videos", 0)
     rows: list[tuple[str, str, str, str]] = []
     ing = res.get("ingest", {}).get("median")
     if ing:
-        rows.append(("Ingest, end to end (events/s)", _fmt(ing["end_to_end_per_s"]), "≥ 10,000",
-                     _check(ing["end_to_end_per_s"] >= TARGETS["ingest"])))  # fmt: skip
+        goal = GOALS["ingest"][mode]
+        rows.append((f"Ingest end to end, {_fmt(videos)} videos (events/s)", _fmt(ing["end_to_end_per_s"]),
+                     f"≥ {_fmt(goal)} ({mode} run)", _check(ing["end_to_end_per_s"] >= goal)))  # fmt: skip
+        cpu_goal = GOALS["cpu_s_per_1k"][mode]
+        total = cpu_total_per_1k(ing)
+        rows.append(("CPU, all processes (CPU-s per 1,000 events)", _fmt(total, 3), f"≤ {cpu_goal:.2f} ({mode} run)",
+                     _check(total <= cpu_goal)))  # fmt: skip
+        us = valkey_us_per_event(ing)
+        if us is not None:
+            at_goal_size = videos >= GOALS["valkey_goal_videos"]
+            label = f"Valkey CPU per event, {_fmt(videos)} videos (µs)"
+            verdict = _check(us <= GOALS["valkey_us_per_event"]) if at_goal_size else "n/a (not the goal's size)"
+            rows.append((label, _fmt(us, 1), f"≤ {GOALS['valkey_us_per_event']:.0f} at 1,000,000 videos", verdict))
+            rows.append(("  ceiling it implies (events/s per Valkey core)", _fmt(1e6 / us if us > 0 else None),
+                         f"≥ {_fmt(1e6 / GOALS['valkey_us_per_event'])}", verdict))  # fmt: skip
+    cmp_ = res.get("compare", {})
+    if "naive_ingest_x" in cmp_:
+        naive = cmp_.get("naive", {}).get("inserts_per_s")
+        rows.append((f"Ingest vs naive per-row ({_fmt(naive)} inserts/s) (\u00d7)", _fmt(cmp_["naive_ingest_x"], 2),
+                     f"≥ {GOALS['naive_ingest_x']}\u00d7", _check(cmp_["naive_ingest_x"] >= GOALS["naive_ingest_x"])))  # fmt: skip
+    for key, label in (("naive_top20_x", "Top-20 read vs naive query (\u00d7 faster)"),
+                       ("naive_rank_x", "Video rank read vs naive query (\u00d7 faster)")):  # fmt: skip
+        if key in cmp_:
+            rows.append((label, _fmt(cmp_[key], 0), f"≥ {_fmt(GOALS['naive_reads_x'])}\u00d7",
+                         _check(cmp_[key] >= GOALS["naive_reads_x"])))  # fmt: skip
     fr = res.get("freshness", {}).get("median")
     if fr:
+        rate = GOALS["fresh_rate"]
+        ok = fr["p99_ms"] <= GOALS["fresh_p99_ms"] and fr["background_per_s"] >= rate * 0.95
         rows.append((f"Freshness p99 at {_fmt(fr['background_per_s'])} events/s (ms)", _fmt(fr["p99_ms"]),
-                     "≤ 1,000 at 1,000 ev/s", _check(fr["p99_ms"] <= TARGETS["fresh_p99_ms"])))  # fmt: skip
+                     f"≤ {GOALS['fresh_p99_ms']:.0f} at {_fmt(rate)} ev/s", _check(ok)))  # fmt: skip
     rd = res.get("reads", {}).get("median", {}).get("top20")
     if rd:
-        ok = rd["paced_p99_ms"] <= TARGETS["top20_p99_ms"] and rd["paced_rps"] >= TARGETS["top20_rate"] * 0.95
-        rows.append((f"Top-20 p99 at {_fmt(rd['paced_rps'])} req/s (ms)", _fmt(rd["paced_p99_ms"], 1),
-                     "≤ 20 at ≥ 500 req/s", _check(ok)))  # fmt: skip
+        rate = GOALS["top20_rate"]
+        ok = rd["paced_p99_ms"] <= GOALS["top20_p99_ms"] and rd["paced_rps"] >= rate * 0.95
+        rows.append((f"Top-20 p99 at {_fmt(rd['paced_rps'])} req/s, open loop (ms)", _fmt(rd["paced_p99_ms"], 1),
+                     f"≤ {GOALS['top20_p99_ms']:.0f} at {_fmt(rate)} req/s", _check(ok)))  # fmt: skip
+    # For information: no longer goals.
     rx = res.get("reindex", {}).get("median")
     if rx:
-        videos = res["dataset"]["videos"]
-        rows.append((f"Reindex {_fmt(videos)} videos (s)", _fmt(rx["wall_s"], 1), "≤ 60 for 1,000,000",
-                     _check(rx["wall_s"] <= TARGETS["reindex_s"]) if videos >= 1_000_000 else "n/a (smaller set)"))  # fmt: skip
-    cmp_ = res.get("compare", {})
-    if "naive_top20_x" in cmp_:
-        rows.append(("Top-20 vs naive Postgres (\u00d7 faster)", _fmt(cmp_["naive_top20_x"], 0), "≥ 30\u00d7",
-                     _check(cmp_["naive_top20_x"] >= TARGETS["naive_top20_x"])))  # fmt: skip
+        rows.append((f"Reindex {_fmt(videos)} videos (s)", _fmt(rx["wall_s"], 1),
+                     f"{REFERENCES['reindex_s']:.0f} s for 1,000,000 (reference)", INFO))  # fmt: skip
     if "lib_update_x" in cmp_:
         # Two rows, said apart: end to end (HTTP, Kafka, Postgres, Redis) is not the stage the library
         # measures; the Redis stage is (the same events onto the same Valkey, in-process).
         rows.append(("Update rate vs leaderboard library, end to end (\u00d7)", _fmt(cmp_["lib_update_x"], 2),
-                     "≥ 3\u00d7", _check(cmp_["lib_update_x"] >= TARGETS["lib_update_x"])))  # fmt: skip
+                     f"{REFERENCES['lib_update_x']:.0f}\u00d7 (reference)", INFO))  # fmt: skip
     if "stage_update_x" in cmp_:
         rows.append(("Update rate vs leaderboard library, Redis stage (\u00d7)", _fmt(cmp_["stage_update_x"], 2),
-                     "≥ 3\u00d7", _check(cmp_["stage_update_x"] >= TARGETS["lib_update_x"])))  # fmt: skip
+                     f"{REFERENCES['lib_update_x']:.0f}\u00d7 (reference)", INFO))  # fmt: skip
     return rows
 
 
@@ -98,7 +157,7 @@ def render_section(res: dict[str, Any]) -> str:
                f"events over 7 days (Zipf {ds['zipf']}), {_fmt(ds['counter_rows'])} hourly counter rows; ranked "
                f"videos: {_fmt(ds['ranked_all'])} all-time, {_fmt(ds['ranked_day'])} in the day window.")  # fmt: skip
     out.append("")
-    out += _table(("Target", "Measured", "Goal", "Verdict"), headline(res))
+    out += _table(("Goal (SPEC §12)", "Measured", "Goal", "Verdict"), headline(res))
     out.append("")
 
     ing = res.get("ingest")
@@ -117,17 +176,12 @@ def render_section(res: dict[str, Any]) -> str:
             ("Errors", _fmt(med["errors"]), fmt_runs([x["errors"] for x in r])),
         ])  # fmt: skip
         out.append("")
-        out.append("CPU per component (median over runs; % of one core over the run's wall time):")
+        out.append("CPU per component during the ingest runs (median over runs; % of one core over the run's "
+                   "wall time). Process-tree CPU time of each server and app process; the total is every process "
+                   "of the benchmark, load generator included; *other* is what the rest of the machine used "
+                   "meanwhile (other work on this shared machine), outside the total:")  # fmt: skip
         out.append("")
-        names = [n for n in med["cpu_s_per_1k"] if n != "other processes"]
-        rows: list[tuple[str, ...]] = [
-            (n, _fmt(med["cpu_s_per_1k"][n], 3), _fmt(med["cpu_core_pct"][n])) for n in names
-        ]
-        rows.append(("**total, benchmark**", _fmt(sum(med["cpu_s_per_1k"][n] for n in names), 3),
-                     _fmt(med["cpu_total_pct"])))  # fmt: skip
-        if "other processes" in med["cpu_s_per_1k"]:
-            rows.append(("other processes on the machine", _fmt(med["cpu_s_per_1k"]["other processes"], 3),
-                         _fmt(med["cpu_core_pct"]["other processes"])))  # fmt: skip
+        rows: list[tuple[str, ...]] = list(cpu_rows(med))
         out += _table(("Component", "CPU-s per 1k events", "% of a core"), rows)
         out.append("")
     fr = res.get("freshness")
@@ -266,8 +320,17 @@ def doc_results(path: Path = DOC) -> dict[str, dict[str, Any]]:
 def print_table(res: dict[str, Any]) -> None:
     rows = headline(res)
     width = max((len(r[0]) for r in rows), default=10)
+    goal_w = max((len(r[2]) for r in rows), default=10)
     print()
-    print(f"{'Target':<{width}}  {'Measured':>12}  {'Goal':<22}  Verdict")
+    print(f"{'Goal (SPEC §12)':<{width}}  {'Measured':>12}  {'Goal':<{goal_w}}  Verdict")
     for metric, value, goal, verdict in rows:
-        print(f"{metric:<{width}}  {value:>12}  {goal:<22}  {verdict.replace('*', '')}")
+        print(f"{metric:<{width}}  {value:>12}  {goal:<{goal_w}}  {verdict.replace('*', '')}")
+    ing = res.get("ingest", {}).get("median")
+    if ing:
+        cpu = cpu_rows(ing)
+        width = max(len(r[0]) for r in cpu)
+        print()
+        print(f"{'CPU per component, ingest':<{width}}  {'CPU-s / 1k events':>17}  {'% of a core':>11}")
+        for name, per_k, pct in cpu:
+            print(f"{name:<{width}}  {per_k:>17}  {pct:>11}")
     print()

@@ -143,6 +143,12 @@ def test_every_measurement_runs_on_a_tiny_data_set(
     report.doc_update(results, path=doc)
     text = doc.read_text()
     assert "Ingest, end to end" in text and "(not run yet)" in text  # the full section stays untouched
+    # The goals of SPEC §12 that these stages measure, each a row with a verdict, and the CPU per component.
+    for row in ("Ingest end to end", "CPU, all processes (CPU-s per 1,000 events)", "Ingest vs naive per-row",
+                "Top-20 read vs naive query", "Video rank read vs naive query", "Freshness p99 at", "Top-20 p99 at"):  # fmt: skip
+        assert f"| {row}" in text, row
+    for row in ("| bridge |", "| worker |", "| load generator |", "| total, all processes of the benchmark |"):
+        assert row in text, row
     plot.plot(report.doc_results(doc), path=png)
     assert png.stat().st_size > 10_000
 
