@@ -22,6 +22,7 @@ from rest_framework.utils import json as drf_json
 from rest_framework.views import APIView
 
 from core.api.errors import ErrorOutputSerializer, error_body
+from core.api.mixins import BackendUnavailableMixin
 from core.middleware import REQUEST_ID_HEADER, request_id_from
 from events.auth import ApiKeyAuthentication, HasApiKey, IngestIpThrottle, IngestKeyThrottle
 from events.ingest import events_ingest
@@ -169,7 +170,11 @@ INGEST_SCHEMA = extend_schema(
         413: OpenApiResponse(_ERROR, description="Body larger than the configured limit (2 MiB by default)."),
         415: OpenApiResponse(_ERROR, description="Content-Type is not application/json."),
         429: OpenApiResponse(_ERROR, description="Rate limit reached; see the Retry-After header (seconds)."),
-        503: OpenApiResponse(_ERROR, description="Kafka did not acknowledge; nothing accepted. Retry the same ids."),
+        503: OpenApiResponse(
+            _ERROR,
+            description="Kafka did not acknowledge, or the database (API keys, catalogue) is unavailable; "
+            "nothing accepted. Retry the same ids after Retry-After seconds.",
+        ),
     },
     examples=[
         OpenApiExample(
@@ -250,11 +255,18 @@ INGEST_SCHEMA = extend_schema(
                 {"event_ids": _EVENT_IDS},
             ),
         ),
+        _example(
+            "Database unavailable",
+            503,
+            error_body("service_unavailable", "The database is unavailable; retry later."),
+        ),
     ],
 )
 
 
-class EventIngestApi(APIView):
+class EventIngestApi(BackendUnavailableMixin, APIView):
+    # The mixin: PostgreSQL down (a restart, a failover) is a 503 the client retries with
+    # the same ids, as Kafka down is; a bare 500 would read as "this request is wrong".
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
     throttle_classes = [IngestIpThrottle, IngestKeyThrottle]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg2
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -21,7 +22,7 @@ from core import kafka as events_kafka
 from core.redis import redis_client
 from events.ingest import api_key_create
 from events.models import ApiKey, EventType
-from events.selectors import event_type_names_cache_clear
+from events.selectors import api_key_cache_clear, event_type_names_cache_clear
 from leaderboard import keys as rk
 from scoring.catalog_sync import video_cache_sync
 
@@ -606,6 +607,37 @@ def test_kafka_unreachable_is_503_and_the_same_ids_can_be_retried(
         # core/kafka.py builds its producer without bootstrap_timeout_ms, so creating it
         # against a dead broker waits kafka-python's 30 s default instead of KAFKA_PRODUCE_TIMEOUT_S.
         pytest.xfail(f"503 took {elapsed:.1f} s: producer bootstrap ignores KAFKA_PRODUCE_TIMEOUT_S")
+
+
+# --- Postgres down ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_unreachable_is_503_and_nothing_is_produced(
+    post: Callable[..., Any], video: Any, topic: Topic
+) -> None:
+    """A PostgreSQL restart cuts every session: the request that meets it must say "retry", not 500."""
+    from django.db import connection
+
+    before = topic.end_offsets()
+    event_id = str(uuid.uuid4())
+    connection.ensure_connection()
+    backend_pid = connection.connection.get_backend_pid()
+    killer = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with killer.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    finally:
+        killer.close()
+    api_key_cache_clear()  # the key is looked up again, in the database that just went away
+    try:
+        response = post({"events": [{"event_id": event_id, "video_id": video.id, "type": "like"}]})
+    finally:
+        connection.close()
+    error = assert_error(response, 503, "service_unavailable")
+    assert "retry" in error["message"]
+    assert int(response["Retry-After"]) >= 1
+    assert topic.read_ids(before, [event_id], timeout_s=1) == {}
 
 
 # --- schema -----------------------------------------------------------------------------------
