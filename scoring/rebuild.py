@@ -233,8 +233,8 @@ def _rebuild_locked(report: Progress, chunk: int, started: float, scopes: set[st
     result.seconds = time.monotonic() - started
     report("done", result.videos, result.videos)
     logger.info(
-        "rankings rebuilt: gen %s, %d videos, ranked %s, %d late batches replayed, %.1fs",
-        generation, result.videos, result.ranked, result.replayed_batches, result.seconds,
+        "rankings rebuilt: gen %s, scopes %s, %d videos, ranked %s, %d late batches replayed, %.1fs",
+        generation, ", ".join(result.scopes), result.videos, result.ranked, result.replayed_batches, result.seconds,
     )  # fmt: skip
     return result
 

@@ -68,4 +68,7 @@ def category_saved(sender: type[Category], instance: Category, created: bool, **
 
 @receiver(signals.rebuild_needed)
 def rebuild_queue(sender: Any, **kwargs: Any) -> None:
-    tasks.rankings_rebuild.delay()
+    # Only the scopes that are missing when the task runs: a master restarted empty loses its
+    # scopes alone, and rebuilding every scope would throw away the others' live state for
+    # nothing. The burst of batches that meet the same lost scope then costs one rebuild.
+    tasks.rankings_watchdog.delay()

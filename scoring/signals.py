@@ -2,7 +2,7 @@
 
 from django.dispatch import Signal
 
-# Redis has no built rankings: a rebuild must run (connected to queueing the rebuild task).
+# Some scopes have no built rankings: they must be rebuilt (queues the task that rebuilds the missing ones).
 rebuild_needed = Signal()
 # A rebuild swapped fresh rankings in; caches kept beside them (snapshots) may restore themselves.
 rankings_rebuilt = Signal()

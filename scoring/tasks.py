@@ -120,7 +120,8 @@ def rankings_rebuild() -> dict[str, object]:
 
 @shared_task(acks_late=True, **time_limits(settings.RANKING_REBUILD_TIME_LIMIT_S))
 def rankings_watchdog() -> bool:
-    """Rebuild when Redis lost the rankings (restart without data, flush)."""
+    """Rebuild the scopes Redis lost (a restart without data, a flush, one master of a cluster);
+    beat runs it, and so does a batch that found a scope not built."""
     try:
         return rebuild.rankings_ensure_built()
     except RedisError:

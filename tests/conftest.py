@@ -42,6 +42,19 @@ def partitions_forgotten() -> None:
 
 
 @pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Tasks queued by the code under test (admin actions, a rebuild a batch asks for) run
+    at once, in the caller, as a worker would run them."""
+    from ranking_site.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
 def api() -> APIClient:
     return APIClient()
 

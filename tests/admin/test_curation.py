@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,7 +10,6 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from events.models import EventType
-from ranking_site.celery import app as celery_app
 from rankings.selectors import ranking_top
 from scoring.models import DeadLetter
 from tests.conftest import wire
@@ -23,16 +22,6 @@ def editor_client(client: Client) -> Client:
     User.objects.create_superuser("editor", "editor@example.com", "a-long-password-42")
     client.login(username="editor", password="a-long-password-42")
     return client
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Admin actions queue Celery tasks; here they run in the request, as a worker would."""
-    celery_app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = False
 
 
 def day_scores() -> dict[int, float]:

@@ -12,6 +12,7 @@ from core.redis import redis_client
 from leaderboard import keys as rk
 from rankings.selectors import ranking_top
 from scoring.drift import rankings_drift_check
+from scoring.ledger import batches_repair
 from scoring.rebuild import rankings_ensure_built
 from tests.conftest import wire
 from tests.factories import CategoryFactory
@@ -37,6 +38,26 @@ def test_a_lost_scope_is_rebuilt_alone(make_video: Callable[..., Any], apply_eve
     assert day("jazz") == {b.id: 50.0}
     assert redis_client().get(rk.ready_key(rk.GLOBAL)) == global_before, "the global scope was not rebuilt"
     assert day() == {b.id: 50.0, a.id: 5.0}
+    assert not rankings_drift_check().drifted
+
+
+def test_a_batch_meeting_a_lost_scope_rebuilds_that_scope_alone(
+    make_video: Callable[..., Any], apply_events: Any, eager_celery: None
+) -> None:
+    jazz: Any = CategoryFactory(slug="jazz")
+    a, b = make_video(), make_video(category=jazz)
+    apply_events([wire(a.id, "like"), wire(b.id, "share")])
+    kept = [rk.GLOBAL, rk.scope_for(a.category_id)]
+    generations = [redis_client().get(rk.ready_key(scope)) for scope in kept]
+    # The shard holding the jazz scope restarted empty, and a worker's batch is the first to
+    # notice: the rebuild it asks for (run at once here) must leave the other scopes alone.
+    for key in redis_client().scan_iter(match=rk.scope_prefix(rk.scope_for(jazz.id)) + "*"):
+        redis_client().delete(key)
+    apply_events([wire(b.id, "like")])
+    assert day("jazz") == {b.id: 55.0}
+    assert [redis_client().get(rk.ready_key(scope)) for scope in kept] == generations, "a kept scope was rebuilt"
+    batches_repair(requeue=False, unapplied_after_s=0)  # the batch's other scopes: applied once, not again
+    assert day() == {b.id: 55.0, a.id: 5.0} and day("music") == {a.id: 5.0}
     assert not rankings_drift_check().drifted
 
 
