@@ -107,13 +107,17 @@ return 1
 # and the metadata hash (a pair whose temporary key does not exist empties the live key),
 # then ready, trend, then the applied markers of batches already inside the build.
 # ARGV[1] = number of pairs, ARGV[2] = generation, ARGV[3] = t0, ARGV[4] = half-life.
+# Returns 1, or 0 when this generation is already in: the same call sent again (a client
+# retries a call that timed out although it ran) must not take its now missing temporary
+# keys for empty lists and delete the rankings it has just swapped in.
 SWAP = """
 local pairs_n = tonumber(ARGV[1])
+local ready = KEYS[2 * pairs_n + 1]
+if redis.call('GET', ready) == ARGV[2] then return 0 end
 for i = 1, 2 * pairs_n, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 1])
   else redis.call('DEL', KEYS[i + 1]) end
 end
-local ready = KEYS[2 * pairs_n + 1]
 redis.call('HSET', KEYS[2 * pairs_n + 2], 't0', ARGV[3], 'hl', ARGV[4])
 for i = 2 * pairs_n + 3, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'EX', 172800) end
 redis.call('SET', ready, ARGV[2])

@@ -95,6 +95,36 @@ def test_redis_wiped_rankings_come_back_identical(make_video: Callable[..., Any]
 
 
 @pytest.mark.django_db
+def test_a_swap_sent_again_after_a_timeout_keeps_the_rebuilt_rankings(
+    make_video: Callable[..., Any], apply_events: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leaderboard import store
+    from leaderboard.lua import SWAP
+
+    video = make_video()
+    apply_events([wire(video.id, "share"), wire(video.id, "like")])
+    real_script = store.script
+
+    def sent_twice(source: str) -> Any:
+        # Valkey stalled past the client's socket timeout (paused, swapping), then ran the
+        # swap; the client, which saw only the timeout, sent the same call again.
+        run = real_script(source)
+        if source != SWAP:
+            return run
+
+        def call(**kwargs: Any) -> Any:
+            run(**kwargs)
+            return run(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(store, "script", sent_twice)
+    rankings_rebuild()
+    assert all_windows()["music"] == {video.id: 55.0}
+    assert scores("all") == {video.id: 55.0}
+
+
+@pytest.mark.django_db
 def test_batch_waiting_for_redis_is_not_counted_twice_by_the_rebuild(
     make_video: Callable[..., Any], apply_events: Any
 ) -> None:
