@@ -308,11 +308,37 @@ class Stack:
         _wait_port(node["port"], "Valkey cluster node")
         self.save(state)
 
+    # -- faults (scripts/faults.py): stop a server without killing it, restart PostgreSQL ----
+    def _server_pid(self, name: str, index: int | None = None) -> int:
+        state = self.load()
+        pid = state["cluster"][index]["pid"] if index is not None else state[name]["pid"]
+        if not _alive(pid):
+            raise RuntimeError(f"devstack: {name} (pid {pid}) is not running")
+        return int(pid)
+
+    def pause(self, name: str, index: int | None = None) -> None:
+        """SIGSTOP a server ("tansu", "valkey", or "cluster" with the master's index): it holds its
+        connections and data but answers nothing, like a host that froze, until ``resume``."""
+        os.kill(self._server_pid(name, index), signal.SIGSTOP)
+
+    def resume(self, name: str, index: int | None = None) -> None:
+        os.kill(self._server_pid(name, index), signal.SIGCONT)
+
+    def postgres_restart(self, down_s: float = 0.0) -> None:
+        """Fast shutdown (every session is cut), ``down_s`` seconds down, start on the same port."""
+        self.postgres_down()
+        time.sleep(down_s)
+        state = self.load()
+        self.postgres_up(state)
+        self.save(state)
+
     def _kill(self, pid: int | None) -> None:
         if not _alive(pid):
             return
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
+        # A server paused by a fault run that died before resuming it would hold the SIGTERM.
+        os.kill(pid, signal.SIGCONT)
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
