@@ -22,7 +22,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,9 +55,17 @@ def api_key_headers(key: str) -> dict[str, str]:
 class Response:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+    def retry_after(self) -> float | None:
+        """Seconds the server asked the client to wait (Retry-After in seconds), if it did."""
+        try:
+            return max(float(self.headers["retry-after"]), 0.0)
+        except (KeyError, ValueError):
+            return None
 
 
 class Client:
@@ -106,7 +114,8 @@ class Client:
         try:
             self._conn.request(method, path, body=body, headers=headers)
             response = self._conn.getresponse()
-            return Response(response.status, response.read())
+            headers = {name.lower(): value for name, value in response.getheaders()}
+            return Response(response.status, response.read(), headers)
         except TRANSPORT_ERRORS:
             self._conn.close()
             raise

@@ -32,6 +32,8 @@ class LoopbackServer:
     # Close each connection after its answer without saying so, as a server whose
     # keep-alive timeout has passed does: the client finds out on its next request.
     drop_after_answer: bool = False
+    # The next this many POSTs answer 503 with Retry-After, as the API does while Kafka is down.
+    unavailable: int = 0
     _stall_at: float | None = None
     _stall_s: float = 0.0
     _serve: threading.Lock = field(default_factory=threading.Lock)
@@ -48,6 +50,9 @@ class LoopbackServer:
                 self._stall_at = None
                 time.sleep(self._stall_s)
             self.requests.append(Seen(handler.command, handler.path, dict(handler.headers.items()), body))
+            if handler.command == "POST" and self.unavailable > 0:
+                self.unavailable -= 1
+                return 503, {"error": {"code": "kafka_unavailable", "message": "Retry later.", "details": {}}}
             if handler.command == "POST":
                 return 202, {"accepted": len(json.loads(body).get("events", [None]))}
             return 200, {"ok": True}
@@ -71,6 +76,8 @@ def loopback_serve() -> Iterator[LoopbackServer]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if status == 503:
+                self.send_header("Retry-After", "1")
             self.end_headers()
             self.wfile.write(data)
             self.close_connection = server.drop_after_answer

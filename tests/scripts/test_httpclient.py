@@ -33,6 +33,15 @@ def test_a_connection_the_server_closed_meanwhile_is_reopened_once(loopback_serv
     assert loopback_server.connections == 3
 
 
+def test_a_503_says_when_to_retry(loopback_server: LoopbackServer) -> None:
+    loopback_server.unavailable = 1
+    with httpclient.Client("127.0.0.1", loopback_server.port) as client:
+        refused = client.post_json("/api/v1/events/", {"events": [{"video_id": 1}]})
+        accepted = client.post_json("/api/v1/events/", {"events": [{"video_id": 1}]})
+    assert (refused.status, refused.retry_after(), refused.headers["content-type"]) == (503, 1.0, "application/json")
+    assert (accepted.status, accepted.retry_after()) == (202, None)
+
+
 def test_no_server_is_a_transport_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
