@@ -330,7 +330,10 @@ class Stack:
         time.sleep(down_s)
         state = self.load()
         self.postgres_up(state)
-        self.save(state)
+        # Only PostgreSQL's entry: a fault run may restart a cluster master meanwhile.
+        latest = self.load()
+        latest["postgres"] = state["postgres"]
+        self.save(latest)
 
     def _kill(self, pid: int | None) -> None:
         if not _alive(pid):
