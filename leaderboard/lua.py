@@ -124,6 +124,14 @@ redis.call('SET', ready, ARGV[2])
 return 1
 """
 
+# Replace a previous-rank hash in one step, so a reader never sees it half written.
+# KEYS[1] = the hash; ARGV = field, value pairs.
+SNAPSHOT_WRITE = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
 # Read of one ranking page: the whole top-N request in one call. A pipeline cannot do it in
 # one round trip, since the metadata, snapshot and tie lookups need the page's members first.
 # Read-only, and it sees one consistent state of the ranking.
@@ -153,7 +161,9 @@ class LuaScript:
     def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = (), client: Any = None) -> Any:
         target = client if client is not None else redis_client()
         if settings.REDIS_CLUSTER and not isinstance(target, Pipeline) and hasattr(target, "command_stack"):
-            return target.eval(self.source, len(keys), *keys, *args)
+            # A cluster pipeline refuses EVALSHA and its eval() is no command; EVAL itself is routed
+            # to the slot of its keys.
+            return target.execute_command("EVAL", self.source, len(keys), *keys, *args)
         return _registered(self.source, settings.REDIS_URL, settings.REDIS_CLUSTER)(
             keys=list(keys), args=list(args), client=target
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import APPLY, REBASE, SWAP, script
+from leaderboard.lua import APPLY, REBASE, SNAPSHOT_WRITE, SWAP, script
 from leaderboard.windows import EPS, WINDOWS
 
 APPLY_CHUNK = 5000
@@ -182,16 +182,16 @@ def trending_rebase(*, scope: str, new_t0: int) -> bool:
 def snapshots_cache_write(*, snapshots: Iterable[tuple[str, int | None, list[list[Any]], str]]) -> None:
     """(window, category id, [[video id, rank, score], ...], taken_at ISO) into the previous-rank hashes.
 
-    Each hash is written aside and renamed over the old one (same slot), so a reader
-    never sees a half-written snapshot.
+    Each hash is replaced by one script call, so a reader never sees a half-written snapshot;
+    a cluster pipeline refuses RENAME, which an aside-then-rename write would need.
     """
     pipe = redis_client().pipeline(transaction=False)
+    write = script(SNAPSHOT_WRITE)
     for window, cid, entries, taken_at in snapshots:
-        key = rk.snapshot_key(window, cid)
-        mapping = {str(vid): str(rank) for vid, rank, _ in entries}
-        mapping["_taken_at"] = taken_at
-        pipe.hset(key + ":next", mapping=mapping)
-        pipe.rename(key + ":next", key)
+        args: list[str] = ["_taken_at", taken_at]
+        for vid, rank, _ in entries:
+            args += [str(vid), str(rank)]
+        write(keys=[rk.snapshot_key(window, cid)], args=args, client=pipe)
     pipe.execute()
 
 

@@ -288,6 +288,7 @@ def test_around_unknown_hidden_or_other_category_video_is_a_404(
 # --- rank history: previous_rank and /rankings/movers/ -----------------------------------
 
 
+@pytest.mark.cluster  # the snapshot cache is written on every master
 def test_previous_rank_appears_after_a_snapshot(api: APIClient, make_video: MakeVideo, apply_events: Apply) -> None:
     a, b = make_video(), make_video()
     apply_events([*likes(a.id, 2), *likes(b.id, 1)])
@@ -307,6 +308,7 @@ def test_movers_before_any_snapshot_are_empty(api: APIClient, make_video: MakeVi
     assert body == {"window": "day", "category": None, "since": None, "climbers": [], "new_entries": []}
 
 
+@pytest.mark.cluster  # the snapshot cache is written on every master
 def test_movers_list_climbers_and_new_entries_since_the_snapshot(
     api: APIClient, make_video: MakeVideo, apply_events: Apply
 ) -> None:
