@@ -652,6 +652,16 @@ def main() -> int:
         return name
 
     try:
+        # A fresh database each run: the folder is the harness's own, and a schema left by an
+        # older checkout (initial migrations are edited in place) would not migrate.
+        import psycopg2
+
+        admin = psycopg2.connect(host="127.0.0.1", port=stack.load()["postgres"]["port"], user=devstack.PG_USER)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{devstack.PG_DB}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{devstack.PG_DB}"')
+        admin.close()
         subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         import django
 
@@ -665,16 +675,15 @@ def main() -> int:
         from core.kafka import topic_ensure
         from core.redis import redis_client
         from events.models import ApiKey
-        from scoring.models import Batch, HourlyCounter, SeenEvent
         from scoring.rebuild import rankings_rebuild
         from videos.models import Category, Video
 
-        Batch.objects.all().delete()
-        HourlyCounter.objects.all().delete()
-        SeenEvent.objects.all().delete()
-        Video.objects.all().delete()
-        Category.objects.filter(slug__startswith="faults-").delete()
-        redis_client().flushall()
+        def wipe() -> None:
+            redis_client().flushall()
+            if args.cluster:  # the Celery queues and the cache live on the plain node
+                redis.Redis.from_url(settings.CELERY_BROKER_URL).flushall()
+
+        wipe()
         owner, _ = User.objects.get_or_create(username="faults")
         cats = [
             Category.objects.get_or_create(slug=f"faults-{i}", defaults={"name": f"Faults {i}"})[0]
@@ -714,11 +723,6 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not start within 120s; see {logs / name}.log")
                 time.sleep(0.2)
-
-        def wipe() -> None:
-            redis_client().flushall()
-            if args.cluster:  # the Celery queues and the cache live on the plain node
-                redis.Redis.from_url(settings.CELERY_BROKER_URL).flushall()
 
         controls = Controls(
             post=http_poster(f"http://127.0.0.1:{args.port}/api/v1/events/", key),
