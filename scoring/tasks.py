@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from core import metrics
 from core.task_policy import RETRY_TRANSIENT, error_transient, time_limits
@@ -124,5 +124,5 @@ def rankings_watchdog() -> bool:
     beat runs it, and so does a batch that found a scope not built."""
     try:
         return rebuild.rankings_ensure_built()
-    except RedisError:
+    except (RedisError, RedisClusterException):  # a cluster without a slot map is not a RedisError
         return False
