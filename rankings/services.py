@@ -1,4 +1,5 @@
-"""Rank history: each ranking's top positions, taken periodically (previous ranks, movers)."""
+"""Rank history: each ranking's top positions, taken periodically (previous ranks, movers, lists as
+they stood, a video's rank over time)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,36 @@ from django.utils import timezone
 
 from leaderboard import reads, store
 from leaderboard.windows import WINDOWS
-from rankings.models import RankingSnapshot
+from rankings.models import RankingSnapshot, RankingSnapshotEntry
 
 
 def snapshot_take(*, now: datetime | None = None) -> int:
-    """Record each ranking's top positions (Postgres) and cache them for reads (Redis)."""
+    """Record each ranking's top positions (Postgres) and cache them for reads (Redis).
+
+    Each snapshot is stored twice in one transaction: as one row with its entries as JSON
+    (a list as it stood, movers, previous ranks) and as one row per entry (a video's history).
+    """
     taken_at = now or timezone.now()
     slugs = dict(reads.ranking_scopes())
     snapshots = []
+    rows = []
     cached = []
-    for window, cid, rows in reads.top_rows(depth=settings.RANKING_SNAPSHOT_DEPTH):
-        ranked = reads.competition_ranks(rows)
-        snapshots.append(
-            RankingSnapshot(window=window, category_slug=slugs.get(cid) or "", taken_at=taken_at, entries=ranked)
-        )
+    for window, cid, ranked in reads.ranked_tops(depth=settings.RANKING_SNAPSHOT_DEPTH):
+        slug = slugs.get(cid) or ""
+        snapshots.append(RankingSnapshot(window=window, category_slug=slug, taken_at=taken_at, entries=ranked))
+        rows += [
+            RankingSnapshotEntry(
+                video_id=vid, window=window, category_slug=slug, taken_at=taken_at, rank=rank, score=score
+            )
+            for vid, rank, score in ranked
+        ]
         cached.append((window, cid, ranked, taken_at.isoformat()))
+    cutoff = taken_at - settings.RANKING_SNAPSHOT_RETENTION
     with transaction.atomic():
         RankingSnapshot.objects.bulk_create(snapshots)
-        RankingSnapshot.objects.filter(taken_at__lt=taken_at - settings.RANKING_SNAPSHOT_RETENTION).delete()
+        RankingSnapshotEntry.objects.bulk_create(rows, batch_size=5000)
+        RankingSnapshot.objects.filter(taken_at__lt=cutoff).delete()
+        RankingSnapshotEntry.objects.filter(taken_at__lt=cutoff).delete()
     store.snapshots_cache_write(snapshots=cached)
     return len(snapshots)
 
