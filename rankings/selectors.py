@@ -1,5 +1,7 @@
 """Reads behind the rankings API: the projection's read primitives (leaderboard.reads), with
-the catalogue answering for what the cache does not hold yet and the counters explaining scores."""
+the catalogue answering for what the cache does not hold yet and the counters explaining scores;
+the rank snapshots (Postgres) for lists as they stood and a video's rank over time; webhook
+subscriptions."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leaderboard import reads
 from leaderboard.reads import RankingEntry, RankingPage, Standing
-from rankings.models import RankingSnapshot, RankingSnapshotEntry
+from rankings.models import RankingSnapshot, RankingSnapshotEntry, WebhookSubscription
 from scoring.selectors import rising_inputs, score_breakdown
 from videos import selectors as catalogue
 
@@ -37,6 +40,7 @@ __all__ = [
     "rising_inputs",
     "score_breakdown",
     "video_rank_history",
+    "webhook_subscription_list",
 ]
 
 
@@ -260,3 +264,11 @@ def video_rank_history(
         kept = {taken_at: (rank, score) for taken_at, rank, score in entries}
     points = [HistoryPoint(t, *kept.get(t, (None, None))) for t in times]
     return RankHistory(video_id=video_id, window=window, category=category_slug, since=since, points=points)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+def webhook_subscription_list(*, api_key_id: str) -> QuerySet[WebhookSubscription]:
+    """The subscriptions of one API key, oldest first."""
+    return WebhookSubscription.objects.filter(api_key_id=api_key_id).order_by("id")
