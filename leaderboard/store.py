@@ -185,14 +185,21 @@ def snapshots_cache_write(*, snapshots: Iterable[tuple[str, int | None, list[lis
     Each hash is written aside and renamed over the old one (same slot), so a reader
     never sees a half-written snapshot.
     """
-    pipe = redis_client().pipeline(transaction=False)
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    keys = []
     for window, cid, entries, taken_at in snapshots:
         key = rk.snapshot_key(window, cid)
         mapping = {str(vid): str(rank) for vid, rank, _ in entries}
         mapping["_taken_at"] = taken_at
+        pipe.delete(key + ":next")  # left over if an earlier write stopped before its rename
         pipe.hset(key + ":next", mapping=mapping)
-        pipe.rename(key + ":next", key)
+        keys.append(key)
     pipe.execute()
+    # One RENAME per key: redis-py refuses RENAME inside a cluster pipeline, though both names
+    # share the scope's hash tag (one slot), so the server itself takes it.
+    for key in keys:
+        client.rename(key + ":next", key)
 
 
 def projection_clear() -> int:

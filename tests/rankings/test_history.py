@@ -21,7 +21,7 @@ from tests.factories import CategoryFactory
 from tests.http import error_of, get_ok
 from videos.services import video_set_status
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 
 Apply = Callable[[list[str]], Any]
 MakeVideo = Callable[..., Any]
