@@ -33,6 +33,7 @@ from events.selectors import VerifiedApiKey
 from leaderboard.windows import WINDOWS
 from rankings import selectors, services
 from rankings.models import WebhookSubscription
+from videos.serializers import category_slug_field
 
 TAGS = ["webhooks"]
 MAX_N = settings.RANKING_SNAPSHOT_DEPTH
@@ -48,9 +49,7 @@ class SubscriptionInputSerializer(StrictSerializer):
         choices=list(WINDOWS),
         error_messages={"invalid_choice": f'"{{input}}" is not a valid window; allowed values: {", ".join(WINDOWS)}.'},
     )
-    category = serializers.CharField(
-        required=False, max_length=64, help_text="Category slug; omit for the global ranking."
-    )
+    category = category_slug_field(help_text="Category slug; omit for the global ranking. Unknown slug: 400.")
     rule = serializers.ChoiceField(
         choices=Rule.choices,
         help_text=(

@@ -185,6 +185,7 @@ def test_subscriptions_need_a_usable_api_key(category: Any) -> None:
         ({"n": 101}, "n"),
         ({"rule": "reach_first", "n": 5}, "n"),
         ({"category": "jazz"}, "category"),
+        ({"category": "not a slug"}, "category"),
         ({"url": "ftp://hooks.example.com/x"}, "url"),
         ({"url": "not a url"}, "url"),
         ({"url": "https://user:pw@hooks.example.com/x"}, "url"),
