@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from events.models import ApiKey, EventType
@@ -184,6 +184,16 @@ def _keys_prune() -> None:
 def api_key_cache_clear() -> None:
     with _keys_lock:
         _keys.clear()
+
+
+def api_key_ids_usable(*, key_ids: Collection[str]) -> set[str]:
+    """Those of ``key_ids`` whose key is neither revoked nor expired, in one query."""
+    if not key_ids:
+        return set()
+    usable = ApiKey.objects.filter(id__in=key_ids, revoked=False).filter(
+        Q(expiry_date__isnull=True) | Q(expiry_date__gt=timezone.now())
+    )
+    return set(usable.values_list("id", flat=True))
 
 
 def api_keys_matching(*, name_or_prefix: str) -> Iterable[ApiKey]:

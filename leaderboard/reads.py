@@ -76,9 +76,25 @@ def _score(window: str, stored: float, factor: float) -> float:
     return round(value, 6) + 0.0  # +0.0 turns -0.0 into 0.0
 
 
+def videos_meta_cached(*, video_ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """(status, public video fields) of each of ``video_ids`` the metadata cache holds, in one HMGET."""
+    if not video_ids:
+        return {}
+    packed = redis_client().hmget(rk.meta_key(rk.GLOBAL), [str(v) for v in video_ids])
+    found = {}
+    for vid, raw in zip(video_ids, packed, strict=True):
+        if raw is not None:
+            data = json.loads(raw)
+            found[vid] = (str(data.get("status")), _video_fields(data, vid))
+    return found
+
+
 def _video(packed: bytes | None, video_id: int) -> dict[str, Any]:
     """The public fields of a video from its packed metadata (leaderboard.store.VideoMeta)."""
-    data = json.loads(packed) if packed is not None else {}
+    return _video_fields(json.loads(packed) if packed is not None else {}, video_id)
+
+
+def _video_fields(data: dict[str, Any], video_id: int) -> dict[str, Any]:
     return {
         "id": video_id,
         "title": data.get("title") or "",
@@ -173,16 +189,33 @@ def ranking_top(
     return page
 
 
-def top_rows(*, depth: int) -> list[tuple[str, int | None, list[tuple[int, float]]]]:
-    """(window, category id, [(video id, stored score)]) of the top ``depth`` of every ranking."""
-    keys = [(w, cid) for w in WINDOWS for cid, _ in ranking_scopes()]
+def ranked_tops(
+    *, depth: int, lists: Sequence[tuple[str, int | None]] | None = None
+) -> list[tuple[str, int | None, list[list[Any]]]]:
+    """(window, category id, [[video id, rank, score], ...]) of the top ``depth`` of each list, best first.
+
+    ``lists`` are (window, category id) pairs; None means every window of every scope. Ranks come
+    from the stored scores (ties exactly as a page read ranks them); scores are the displayed ones,
+    trending decayed to this moment, so a stored copy keeps meaning after a rebase.
+    """
+    if lists is None:
+        scope_ids = [cid for cid, _ in ranking_scopes()]
+        lists = [(w, cid) for w in WINDOWS for cid in scope_ids]
+    wanted = list(lists)
+    scopes = sorted({cid for _, cid in wanted}, key=lambda c: -1 if c is None else c)
     pipe = redis_client().pipeline(transaction=False)
-    for window, cid in keys:
+    for window, cid in wanted:
         pipe.zrange(rk.ranking_key(window, cid), 0, depth - 1, withscores=True)
-    return [
-        (window, cid, [(rk.video_id_of(m), -s) for m, s in rows])
-        for (window, cid), rows in zip(keys, pipe.execute(), strict=True)
-    ]
+    for cid in scopes:
+        pipe.hmget(rk.trend_key(rk.scope_for(cid)), "t0", "hl")
+    out = pipe.execute()
+    now = timezone.now()
+    factors = {cid: _decay_factor(trend, now) for cid, trend in zip(scopes, out[len(wanted) :], strict=True)}
+    tops = []
+    for (window, cid), rows in zip(wanted, out[: len(wanted)], strict=True):
+        ranked = competition_ranks([(rk.video_id_of(m), s) for m, s in rows])
+        tops.append((window, cid, [[vid, rank, _score(window, s, factors[cid])] for vid, rank, s in ranked]))
+    return tops
 
 
 @dataclass

@@ -7,8 +7,11 @@ Every read goes to Redis (rankings.selectors); a lost Redis connection is a
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -19,9 +22,12 @@ from core.api.errors import NotFoundError
 from core.api.mixins import BackendUnavailableMixin
 from core.api.pagination import MAX_OFFSET
 from core.api.schema import SERVICE_UNAVAILABLE, error_response, invalid_params_response
+from core.api.serializers import MAX_ID
 from leaderboard.windows import WINDOWS
 from rankings import selectors
 from rankings.serializers import (
+    RankHistoryInputSerializer,
+    RankHistoryOutputSerializer,
     RankingAroundInputSerializer,
     RankingAroundOutputSerializer,
     RankingListInputSerializer,
@@ -45,6 +51,11 @@ _VIDEO_EXAMPLE = {
 
 WINDOW_INVALID_DETAILS = {"window": [f'"month" is not a valid window; allowed values: {", ".join(WINDOWS)}.']}
 LIMIT_INVALID_DETAILS = {"limit": ["Ensure this value is less than or equal to 100."]}
+AS_OF_INVALID_DETAILS = {
+    "as_of": [
+        "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+    ]
+}
 CATEGORY_NOT_FOUND_EXAMPLE = ("Unknown category", "Unknown category 'jazz'.", {"category": "jazz"})
 VIDEO_NOT_FOUND_EXAMPLE = ("Unknown video", "No published video with id 42.", {"video_id": 42})
 CATEGORY_NOT_FOUND = error_response(404, "No category has this slug.", "not_found", CATEGORY_NOT_FOUND_EXAMPLE)
@@ -56,6 +67,40 @@ VIDEO_PATH_PARAM = OpenApiParameter("video_id", int, OpenApiParameter.PATH, desc
 
 def _category_not_found(slug: str) -> NotFoundError:
     return NotFoundError(f"Unknown category {slug!r}.", {"category": slug})
+
+
+def _video_not_found(video_id: int, slug: str | None) -> NotFoundError:
+    if slug is None:
+        return NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id})
+    return NotFoundError(
+        f"No published video with id {video_id} in category {slug!r}.", {"video_id": video_id, "category": slug}
+    )
+
+
+def _retention() -> str:
+    return (
+        f"snapshots are taken every {settings.RANKING_SNAPSHOT_INTERVAL_S} s and kept "
+        f"{settings.RANKING_SNAPSHOT_RETENTION.days} days"
+    )
+
+
+def _snapshot_not_kept(exc: selectors.SnapshotNotKept, now: datetime) -> NotFoundError:
+    as_of = _iso(exc.as_of)
+    if exc.as_of > now:
+        message = f"as_of {as_of} is in the future; {_retention()}."
+    elif exc.oldest is None:
+        message = f"No snapshot of this ranking at {as_of}: none has been taken yet ({_retention()})."
+    else:
+        message = f"No snapshot of this ranking at {as_of}: {_retention()}; the oldest kept is {_iso(exc.oldest)}."
+    return NotFoundError(
+        message,
+        {
+            "as_of": as_of,
+            "oldest_snapshot": None if exc.oldest is None else _iso(exc.oldest),
+            "snapshot_interval_s": settings.RANKING_SNAPSHOT_INTERVAL_S,
+            "retention_days": settings.RANKING_SNAPSHOT_RETENTION.days,
+        },
+    )
 
 
 # Output serializers bound once per process. A serializer instance deep-copies its declared
@@ -70,6 +115,15 @@ _VIDEO_OUTPUT = VideoRankingOutputSerializer()
 _GENERATED_AT = _PAGE_OUTPUT.fields["generated_at"]
 _ENTRY_OUTPUT: Any = _PAGE_OUTPUT.fields["results"]
 _PUBLISHED_AT = _ENTRY_OUTPUT.child.fields["video"].fields["published_at"]
+
+
+def _iso(moment: datetime) -> str:
+    return str(_GENERATED_AT.to_representation(moment))
+
+
+def _iso_utc(moment: datetime) -> str:
+    """What _iso prints (the API's datetimes are UTC), at a seventh of its cost: for thousands of points."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _page_body(page: selectors.RankingPage) -> dict[str, Any]:
@@ -120,11 +174,19 @@ def _validated(serializer_class: type[serializers.Serializer], params: tuple[tup
 class RankingListApi(BackendUnavailableMixin, APIView):
     @extend_schema(
         operation_id="rankings_list",
-        summary="A ranking, one page",
+        summary="A ranking, one page (live, or as it stood at a past time)",
         description=(
             "Videos ranked by score in a window, globally or in one category. Equal scores share a rank "
             "(standard competition ranking: 1, 2, 2, 4) and are listed lower video id first; a page that starts "
             "inside a tie carries the tie's rank. A page past the end is empty and still reports the real `total`."
+            "\n\n**As it stood** (`as_of`): the list from the latest rank snapshot taken at or before `as_of`, "
+            "with `taken_at` saying when that was. Snapshots are taken every `RANKING_SNAPSHOT_INTERVAL_S` "
+            "(default 300 s: the resolution), keep the top `RANKING_SNAPSHOT_DEPTH` positions (default 100: "
+            "`total` and paging stop there) and are kept `RANKING_SNAPSHOT_RETENTION_DAYS` (default 7 days). "
+            "Ranks and scores are those of the snapshot (trending decayed to its time); `previous_rank` is the "
+            "rank in the snapshot before it; video details are today's, and videos hidden or removed since are "
+            "left out (the others keep their ranks). An `as_of` before the oldest kept snapshot, or in the "
+            "future, is a 404 that states the retention."
         ),
         parameters=[RankingListInputSerializer],
         responses={
@@ -133,8 +195,25 @@ class RankingListApi(BackendUnavailableMixin, APIView):
                 WINDOW_INVALID_DETAILS,
                 LIMIT_INVALID_DETAILS,
                 {"offset": [f"Ensure this value is less than or equal to {MAX_OFFSET}."]},
+                AS_OF_INVALID_DETAILS,
             ),
-            404: CATEGORY_NOT_FOUND,
+            404: error_response(
+                404,
+                "No category has this slug, or no snapshot is kept for `as_of`.",
+                "not_found",
+                CATEGORY_NOT_FOUND_EXAMPLE,
+                (
+                    "Before the oldest snapshot",
+                    "No snapshot of this ranking at 2025-12-01T00:00:00Z: snapshots are taken every 300 s and "
+                    "kept 7 days; the oldest kept is 2025-12-29T12:05:00Z.",
+                    {
+                        "as_of": "2025-12-01T00:00:00Z",
+                        "oldest_snapshot": "2025-12-29T12:05:00Z",
+                        "snapshot_interval_s": 300,
+                        "retention_days": 7,
+                    },
+                ),
+            ),
             503: SERVICE_UNAVAILABLE,
         },
         examples=[
@@ -150,18 +229,38 @@ class RankingListApi(BackendUnavailableMixin, APIView):
                     "offset": 0,
                     "results": [{"rank": 1, "score": 1520.0, "previous_rank": 3, "video": _VIDEO_EXAMPLE}],
                 },
-            )
+            ),
+            OpenApiExample(
+                "As it stood",
+                response_only=True,
+                value={
+                    "window": "day",
+                    "category": "music",
+                    "generated_at": "2026-01-05T12:00:00Z",
+                    "taken_at": "2026-01-04T08:55:00Z",
+                    "total": 100,
+                    "limit": 20,
+                    "offset": 0,
+                    "results": [{"rank": 1, "score": 980.0, "previous_rank": 2, "video": _VIDEO_EXAMPLE}],
+                },
+            ),
         ],
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
         q = _query(RankingListInputSerializer, request)
+        slug = q.get("category")
         try:
-            page = selectors.ranking_top(
-                window=q["window"], category_slug=q.get("category"), limit=q["limit"], offset=q["offset"]
-            )
+            if "as_of" in q:
+                standing = selectors.ranking_as_of(
+                    window=q["window"], as_of=q["as_of"], category_slug=slug, limit=q["limit"], offset=q["offset"]
+                )
+                return Response({**_page_body(standing.page), "taken_at": _iso(standing.taken_at)})
+            page = selectors.ranking_top(window=q["window"], category_slug=slug, limit=q["limit"], offset=q["offset"])
         except selectors.UnknownCategory:
-            raise _category_not_found(q["category"]) from None
+            raise _category_not_found(str(slug)) from None
+        except selectors.SnapshotNotKept as exc:
+            raise _snapshot_not_kept(exc, timezone.now()) from None
         return Response(_page_body(page))
 
 
@@ -270,11 +369,7 @@ class RankingAroundApi(BackendUnavailableMixin, APIView):
         except selectors.UnknownCategory:
             raise _category_not_found(str(slug)) from None
         except selectors.UnknownVideo:
-            if slug is None:
-                raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
-            raise NotFoundError(
-                f"No published video with id {video_id} in category {slug!r}.", {"video_id": video_id, "category": slug}
-            ) from None
+            raise _video_not_found(video_id, slug) from None
         results = [{**vars(entry), "is_target": entry.video["id"] == video_id} for entry in around.results]
         rank = next((r["rank"] for r in results if r["is_target"]), None)
         data = {**vars(around), "rank": rank, "results": results}
@@ -321,3 +416,93 @@ class RankingMoversApi(BackendUnavailableMixin, APIView):
         except selectors.UnknownCategory:
             raise _category_not_found(q["category"]) from None
         return Response(RankingMoversOutputSerializer(movers).data)
+
+
+class RankHistoryApi(BackendUnavailableMixin, APIView):
+    @extend_schema(
+        operation_id="rankings_video_history",
+        summary="A video's rank and score over time",
+        description=(
+            "One point per rank snapshot of one list (a window, globally or in the video's own category) since "
+            "`since`, oldest first: the video's rank and score at that snapshot, both null when it was not "
+            "in the positions the snapshot kept (`depth`). Snapshots are taken every "
+            "`RANKING_SNAPSHOT_INTERVAL_S` (default 300 s, `snapshot_interval_s`) and kept "
+            "`RANKING_SNAPSHOT_RETENTION_DAYS` (default 7 days, the default period); at most the newest "
+            f"{selectors.HISTORY_MAX_POINTS} points. 404 for an unknown or unpublished video, and for a "
+            "category that is not the video's."
+        ),
+        parameters=[VIDEO_PATH_PARAM, RankHistoryInputSerializer],
+        responses={
+            200: OpenApiResponse(RankHistoryOutputSerializer, description="The video's points, oldest first."),
+            400: invalid_params_response(
+                WINDOW_INVALID_DETAILS,
+                {
+                    "since": [
+                        "Datetime has wrong format. Use one of these formats instead: "
+                        "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+                    ]
+                },
+            ),
+            404: error_response(
+                404,
+                "Unknown or unpublished video, a category that is not the video's, or an unknown category.",
+                "not_found",
+                VIDEO_NOT_FOUND_EXAMPLE,
+                (
+                    "Video outside the category",
+                    "No published video with id 42 in category 'gaming'.",
+                    {"video_id": 42, "category": "gaming"},
+                ),
+                CATEGORY_NOT_FOUND_EXAMPLE,
+            ),
+            503: SERVICE_UNAVAILABLE,
+        },
+        examples=[
+            OpenApiExample(
+                "Day rank over time",
+                response_only=True,
+                value={
+                    "video_id": 42,
+                    "window": "day",
+                    "category": None,
+                    "since": "2026-01-05T11:45:00Z",
+                    "snapshot_interval_s": 300,
+                    "depth": 100,
+                    "points": [
+                        {"taken_at": "2026-01-05T11:45:00Z", "rank": None, "score": None},
+                        {"taken_at": "2026-01-05T11:50:00Z", "rank": 57, "score": 310.0},
+                        {"taken_at": "2026-01-05T11:55:00Z", "rank": 12, "score": 840.5},
+                    ],
+                },
+            )
+        ],
+        tags=TAGS,
+    )
+    def get(self, request: Request, video_id: int) -> Response:
+        q = _query(RankHistoryInputSerializer, request)
+        slug = q.get("category")
+        if video_id > MAX_ID:
+            raise _video_not_found(video_id, None)
+        try:
+            history = selectors.video_rank_history(
+                video_id=video_id, window=q["window"], category_slug=slug, since=q.get("since")
+            )
+        except selectors.UnknownCategory:
+            raise _category_not_found(str(slug)) from None
+        except selectors.UnknownVideo:
+            raise _video_not_found(video_id, slug) from None
+        # Built as plain dicts in RankHistoryOutputSerializer's field order (which documents it): through
+        # DRF's fields, a week of points (2,016) took about three times as long as reading them.
+        return Response(
+            {
+                "video_id": history.video_id,
+                "window": history.window,
+                "category": history.category,
+                "since": _iso(history.since),
+                "snapshot_interval_s": settings.RANKING_SNAPSHOT_INTERVAL_S,
+                "depth": settings.RANKING_SNAPSHOT_DEPTH,
+                "points": [
+                    {"taken_at": _iso_utc(p.taken_at), "rank": p.rank, "score": p.score} for p in history.points
+                ],
+            }
+        )

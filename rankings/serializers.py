@@ -53,6 +53,22 @@ class RankingListInputSerializer(serializers.Serializer):
         default=0,
         help_text=f"0-based position of the first entry, 0..{MAX_OFFSET:,}; past the end the page is empty.",
     )
+    as_of = serializers.DateTimeField(
+        required=False,
+        help_text=(
+            "ISO-8601 time (UTC when it has no offset): answer the list as it stood then, from the latest "
+            "rank snapshot taken at or before it. Omit for the live list."
+        ),
+    )
+
+
+class RankHistoryInputSerializer(serializers.Serializer):
+    window = _window_field()
+    category = _category_field()
+    since = serializers.DateTimeField(
+        required=False,
+        help_text="ISO-8601 time (UTC when it has no offset): the first point at or after it. Default: every kept snapshot.",
+    )
 
 
 class RankingAroundInputSerializer(serializers.Serializer):
@@ -110,7 +126,13 @@ class RankingPageOutputSerializer(serializers.Serializer):
     window = serializers.CharField()
     category = serializers.CharField(allow_null=True, help_text="Category slug; null for the global ranking.")
     generated_at = serializers.DateTimeField()
-    total = serializers.IntegerField(help_text="Videos in this ranking (with a non-zero score).")
+    taken_at = serializers.DateTimeField(
+        required=False,
+        help_text="Only with `as_of`: when the snapshot that answers was taken (the latest at or before `as_of`).",
+    )
+    total = serializers.IntegerField(
+        help_text="Videos in this ranking (with a non-zero score); with `as_of`, the positions the snapshot kept."
+    )
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
     results = RankingEntryOutputSerializer(many=True, help_text="Best first; ties by lower video id first.")
@@ -218,3 +240,23 @@ class RankingMoversOutputSerializer(serializers.Serializer):
     )
     climbers = MoverOutputSerializer(many=True, help_text="Biggest gain first.")
     new_entries = NewEntryOutputSerializer(many=True, help_text="Best rank first.")
+
+
+class HistoryPointOutputSerializer(serializers.Serializer):
+    taken_at = serializers.DateTimeField(help_text="When the snapshot was taken.")
+    rank = serializers.IntegerField(
+        allow_null=True, help_text="Rank in the list then; null when the video was not in the positions kept."
+    )
+    score = serializers.FloatField(
+        allow_null=True, help_text="Score then (trending: decayed to that time); null with rank."
+    )
+
+
+class RankHistoryOutputSerializer(serializers.Serializer):
+    video_id = serializers.IntegerField()
+    window = serializers.CharField()
+    category = serializers.CharField(allow_null=True, help_text="Category slug; null for the global ranking.")
+    since = serializers.DateTimeField(help_text="Start of the period asked for.")
+    snapshot_interval_s = serializers.IntegerField(help_text="Seconds between snapshots (the resolution).")
+    depth = serializers.IntegerField(help_text="Positions each snapshot keeps: a null rank means below this.")
+    points = HistoryPointOutputSerializer(many=True, help_text="One per snapshot of the list, oldest first.")

@@ -1,5 +1,5 @@
-"""The whole local stack for ``make run``: prepare the data, then web, bridge, the two Celery
-workers (batches, maintenance) and beat.
+"""The whole local stack for ``make run``: prepare the data, then web, bridge, the three Celery
+workers (batches, maintenance, webhooks) and beat.
 
 Run by ``scripts/devstack.py run``, which has already started PostgreSQL, Valkey
 and Tansu, exported their addresses (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL,

@@ -60,7 +60,7 @@ def bridge(log_dir: Path, *, group: str, name: str = "bridge", max_wait_ms: int 
 
 # One test worker consumes both queues (settings: CELERY_TASK_ROUTES), as the two workers of
 # make run and docker compose do between them.
-QUEUES = "batches,maintenance"
+QUEUES = "batches,maintenance,webhooks"
 
 
 def worker(log_dir: Path, *, name: str = "worker", concurrency: int = 4, queues: str = QUEUES) -> Proc:

@@ -77,11 +77,26 @@ def test_a_rebuild_and_the_other_maintenance_never_queue_behind_or_before_batche
     assert task_names("maintenance") == sorted(task.name for task in MAINTENANCE)
 
 
-def test_beat_sends_every_periodic_task_to_the_maintenance_queue() -> None:
+def test_beat_sends_every_periodic_task_to_the_maintenance_queue_but_the_webhook_ones() -> None:
     for name in SCHEDULE:
         beat_sends(name)
-    assert task_names("maintenance") == sorted(entry["task"] for entry in SCHEDULE.values())
+    webhooks = {"rankings.tasks.webhooks_evaluate", "rankings.tasks.webhook_deliveries_requeue"}
+    assert task_names("maintenance") == sorted(e["task"] for e in SCHEDULE.values() if e["task"] not in webhooks)
+    # A rule must reach its receiver within 5 s, so its evaluation never waits behind a rebuild.
+    assert task_names("webhooks") == sorted(webhooks)
     assert task_names("batches") == []
+
+
+def test_webhook_tasks_have_a_queue_and_time_limits_of_their_own() -> None:
+    tasks = [
+        rankings_tasks.webhooks_evaluate,
+        rankings_tasks.webhook_deliver,
+        rankings_tasks.webhook_deliveries_requeue,
+    ]
+    rankings_tasks.webhook_deliver.delay(1)
+    assert task_names("webhooks") == ["rankings.tasks.webhook_deliver"]
+    for task in tasks:
+        assert task.soft_time_limit and task.time_limit and task.soft_time_limit < task.time_limit, task.name
 
 
 def test_every_task_has_a_soft_and_a_hard_time_limit() -> None:

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILES = [ROOT / "ranking_site" / "settings" / "base.py", ROOT / "ranking_site" / "settings" / "production.py"]
 
 INFRA_SERVICES = {"postgres", "redis", "kafka"}
-APP_SERVICES = {"migrate", "web", "bridge", "worker", "worker-maintenance", "beat"}
-SCALABLE_SERVICES = {"bridge", "worker", "worker-maintenance"}
+APP_SERVICES = {"migrate", "web", "bridge", "worker", "worker-maintenance", "worker-webhooks", "beat"}
+SCALABLE_SERVICES = {"bridge", "worker", "worker-maintenance", "worker-webhooks"}
 # docker compose --profile monitoring up: Prometheus and Grafana besides the rest.
 MONITORING_SERVICES = {"prometheus", "grafana"}
 ENV_HELPERS = {"env_str", "env_int", "env_bool", "env_float", "env_list", "env_db"}
@@ -205,6 +205,7 @@ def test_kafka_runs_in_kraft_mode() -> None:
         ("bridge", ["manage.py", "kafka_bridge"]),
         ("worker", ["celery", "-A", "ranking_site", "worker"]),
         ("worker-maintenance", ["celery", "-A", "ranking_site", "worker"]),
+        ("worker-webhooks", ["celery", "-A", "ranking_site", "worker"]),
         ("beat", ["celery", "-A", "ranking_site", "beat"]),
         ("migrate", ["manage.py", "migrate", "--noinput"]),
     ],
@@ -262,8 +263,8 @@ def _queues_consumed(command: list[str]) -> set[str]:
     return {"celery"}
 
 
-def test_batches_and_maintenance_have_their_own_queues() -> None:
-    assert _task_queues() == {"batches", "maintenance"}
+def test_batches_maintenance_and_webhooks_have_their_own_queues() -> None:
+    assert _task_queues() == {"batches", "maintenance", "webhooks"}
 
 
 def test_compose_runs_one_worker_service_per_queue() -> None:
@@ -271,6 +272,7 @@ def test_compose_runs_one_worker_service_per_queue() -> None:
     services = _services()
     assert _queues_consumed(_command(services["worker"])) == {"batches"}
     assert _queues_consumed(_command(services["worker-maintenance"])) == {"maintenance"}
+    assert _queues_consumed(_command(services["worker-webhooks"])) == {"webhooks"}
     consumed = set().union(
         *(_queues_consumed(_command(spec)) for spec in services.values() if "worker" in _command(spec))
     )
@@ -285,7 +287,7 @@ def _procfile() -> dict[str, list[str]]:
 def test_make_run_consumes_every_queue_with_its_own_worker() -> None:
     workers = {name: cmd for name, cmd in _procfile().items() if cmd[:4] == ["celery", "-A", "ranking_site", "worker"]}
     consumed = [_queues_consumed(cmd) for cmd in workers.values()]
-    assert sorted(map(sorted, consumed)) == [["batches"], ["maintenance"]]
+    assert sorted(map(sorted, consumed)) == [["batches"], ["maintenance"], ["webhooks"]]
     names = [cmd[cmd.index("-n") + 1].split("@")[0] for cmd in workers.values()]
     assert len(set(names)) == len(names), "two workers on one host need distinct node names"
 

@@ -64,6 +64,14 @@ def test_starts_with_good_environment() -> None:
     assert result.stdout.split() == ["False", "True", "['rankings.example.com']"]
 
 
+def test_webhooks_refuse_private_targets_unless_turned_on() -> None:
+    code = f"{SETUP}; from django.conf import settings as s; print(s.WEBHOOKS_ALLOW_PRIVATE_TARGETS)"
+    assert run(["-c", code], GOOD_ENV).stdout.split() == ["False"]
+    assert run(["-c", code], without(WEBHOOKS_ALLOW_PRIVATE_TARGETS="true")).stdout.split() == ["True"]
+    local = {**without("DJANGO_SETTINGS_MODULE"), "DJANGO_SETTINGS_MODULE": "ranking_site.settings.base"}
+    assert run(["-c", code], local).stdout.split() == ["True"]
+
+
 @pytest.mark.parametrize(
     "env",
     [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -147,4 +147,54 @@ def activity_bars(values: Sequence[float], start: datetime) -> dict[str, Any]:
         "top": CHART_TOP,
         "label_y": CHART_H - 6,
         "total": fmt_score(sum(values)),
+    }
+
+
+def _fixed2(value: float) -> str:
+    """``value.toFixed(2)`` of the browser: halves round up on the float's exact value (f-strings round to even)."""
+    return f"{Decimal(value).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+
+
+RANK_FLOOR = 10  # the rank axis spans at least #1..#10, so a video at #1 and #2 does not swing across the chart
+
+
+def rank_chart(series: Sequence[Sequence[tuple[float, int | None]]], start_ms: float, end_ms: float) -> dict[str, Any]:
+    """Rank over time in a CHART_W x CHART_H box, #1 at the top: one SVG path per series of
+    (epoch milliseconds, rank or None) points, broken where the rank is None (not in the
+    snapshot's top positions). x is proportional to time, so a missed snapshot leaves a gap too.
+    common.js rankChart computes the same strings in the same order of operations."""
+    ranks = [rank for points in series for _, rank in points if rank is not None]
+    worst = max(RANK_FLOOR, *ranks) if ranks else RANK_FLOOR
+    plot_h = CHART_H - CHART_TOP - CHART_BOTTOM
+    span = end_ms - start_ms or 1.0
+    paths = []
+    for points in series:
+        parts: list[str] = []
+        pen_down = False
+        for t, rank in points:
+            if rank is None:
+                pen_down = False
+                continue
+            x = (t - start_ms) / span * CHART_W
+            y = CHART_TOP + (rank - 1) / (worst - 1) * plot_h
+            # A segment starts with a zero-length line: drawn with round caps, a lone point shows as a dot.
+            parts.append(f"L{_fixed2(x)},{_fixed2(y)}" if pen_down else f"M{_fixed2(x)},{_fixed2(y)}h0")
+            pen_down = True
+        paths.append(" ".join(parts))
+    ticks = []
+    day_ms = 86_400_000
+    midnight = (start_ms // day_ms + 1) * day_ms
+    while midnight < end_ms:
+        day = datetime.fromtimestamp(midnight / 1000, tz=UTC)
+        ticks.append({"x": _fixed2((midnight - start_ms) / span * CHART_W), "label": f"{day:%a %d}"})
+        midnight += day_ms
+    return {
+        "paths": paths,
+        "ticks": ticks,
+        "worst": f"#{worst}",
+        "width": CHART_W,
+        "height": CHART_H,
+        "top": CHART_TOP,
+        "bottom": CHART_H - CHART_BOTTOM,
+        "label_y": CHART_H - 6,
     }

@@ -8,8 +8,11 @@ complete without JavaScript; the scripts then keep it current by polling the API
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -33,6 +36,7 @@ CHART_HOURS = 168
 POLL_MS = 1000
 MOVERS_POLL_MS = 5000
 SPARK_REFRESH_MS = 30_000  # the activity cache's lifetime: polling it faster would return the same numbers
+RANK_WINDOW = "day"
 
 
 def _video_url_template() -> str:
@@ -164,6 +168,11 @@ def _standing(s: selectors.Standing) -> dict[str, Any]:
     }
 
 
+def _epoch_ms(moment: datetime) -> int:
+    # Milliseconds, as the browser's Date holds times: both sides place points from the same numbers.
+    return int(moment.timestamp() * 1000)
+
+
 def video_page(request: HttpRequest, video_id: int) -> HttpResponse:
     if video_id > MAX_ID:
         return _not_found(request)
@@ -173,6 +182,11 @@ def video_page(request: HttpRequest, video_id: int) -> HttpResponse:
         breakdown = selectors.score_breakdown(video_id=video_id)
         activity = video_activity_hourly_cached(video_ids=[video_id], hours=CHART_HOURS, now=now)
         names = dict(category_list().values_list("slug", "name"))
+        since = now - settings.RANKING_SNAPSHOT_RETENTION
+        histories = [
+            selectors.video_rank_history(video_id=video_id, window=RANK_WINDOW, category_slug=slug, since=since)
+            for slug in (None, video["category"])
+        ]
     except selectors.UnknownVideo:
         return _not_found(request)
     except (RedisError, DatabaseError) as exc:
@@ -201,14 +215,29 @@ def video_page(request: HttpRequest, video_id: int) -> HttpResponse:
         ],
         "breakdowns": [{"window": w, "label": display.WINDOW_LABELS[w], **_breakdown(breakdown[w])} for w in WINDOWS],
         "chart": display.activity_bars(series, start),
+        "rank_chart": display.rank_chart(
+            [[(_epoch_ms(p.taken_at), p.rank) for p in h.points] for h in histories],
+            _epoch_ms(since),
+            _epoch_ms(now),
+        ),
+        "rank_points": sum(len(h.points) for h in histories),
+        "rank_window_label": display.WINDOW_LABELS[RANK_WINDOW],
+        "retention_days": settings.RANKING_SNAPSHOT_RETENTION.days,
+        "snapshot_minutes": f"{settings.RANKING_SNAPSHOT_INTERVAL_S / 60:g}",
         "config": {
             "videoId": video_id,
             "chartHours": CHART_HOURS,
             "pollMs": 2000,
             "chartRefreshMs": SPARK_REFRESH_MS,
+            # New points appear once per snapshot; asking more often would mostly fetch the same week again.
+            "rankRefreshMs": max(30, settings.RANKING_SNAPSHOT_INTERVAL_S) * 1000,
             "api": {
                 "standing": reverse("rankings-video", args=[video_id]),
                 "activity": reverse("videos-activity", args=[video_id]),
+                "rankHistory": [
+                    f"{reverse('rankings-history', args=[video_id])}?{urlencode(query)}"
+                    for query in ({"window": RANK_WINDOW}, {"window": RANK_WINDOW, "category": video["category"]})
+                ],
             },
         },
     }

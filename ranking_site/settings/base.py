@@ -142,8 +142,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime Video Ranking API",
     "DESCRIPTION": (
         "Engagement events in, live video rankings out.\n\n"
-        "**Authentication**: only `POST /api/v1/events/` needs an API key, sent as `Authorization: Api-Key <key>` "
-        "or `X-API-Key: <key>`; reads are public.\n\n"
+        "**Authentication**: `POST /api/v1/events/` and `/api/v1/subscriptions/` need an API key, sent as "
+        "`Authorization: Api-Key <key>` or `X-API-Key: <key>`; reads are public.\n\n"
         '**Errors** share one shape, `{"error": {"code", "message", "details"}}`; `code` is stable, `message` is '
         "for people, `details` names the bad fields (by item index, then field, for a batch of events).\n\n"
         "**Retries**: 429 and 503 carry `Retry-After` (seconds). After a 503 `kafka_unavailable`, resend the same "
@@ -155,6 +155,10 @@ SPECTACULAR_SETTINGS = {
         {"name": "events", "description": "Ingestion of engagement events (API key required)."},
         {"name": "rankings", "description": "Live rankings per window, globally and per category."},
         {"name": "activity", "description": "Hourly score series of videos."},
+        {
+            "name": "webhooks",
+            "description": "Subscriptions to rank changes, delivered as signed POSTs to your URL (API key required).",
+        },
         {"name": "catalogue", "description": "Published videos, categories and event types."},
         {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (outside /api/)."},
     ],
@@ -189,21 +193,34 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 300, minimum=10)}
 CELERY_TASK_ALWAYS_EAGER = False
-# Two queues, so that a rebuild or a slow roll-over never delays the event path: "batches"
-# (the default) for batch_process, "maintenance" for everything beat and the admin queue.
-# make run and docker compose run a worker for each (docker compose: worker, worker-maintenance).
+# Three queues, so that a rebuild or a slow roll-over never delays the event path: "batches"
+# (the default) for batch_process, "maintenance" for everything beat and the admin queue, and
+# "webhooks" for the webhook evaluator and deliveries, which wait on other people's servers and
+# must not wait behind a rebuild (a rule reaches its receiver within 5 s).
+# make run and docker compose run a worker for each (docker compose: worker, worker-maintenance,
+# worker-webhooks).
 CELERY_TASK_DEFAULT_QUEUE = "batches"
 CELERY_TASK_ROUTES = {
-    name: {"queue": "maintenance"}
-    for name in (
-        "scoring.tasks.batches_repair",
-        "scoring.tasks.rankings_watchdog",
-        "scoring.tasks.rankings_rebuild",
-        "scoring.tasks.window_rollover",
-        "scoring.tasks.trending_rebase",
-        "scoring.tasks.partitions_maintain",
-        "rankings.tasks.snapshot_take",
-    )
+    **{
+        name: {"queue": "maintenance"}
+        for name in (
+            "scoring.tasks.batches_repair",
+            "scoring.tasks.rankings_watchdog",
+            "scoring.tasks.rankings_rebuild",
+            "scoring.tasks.window_rollover",
+            "scoring.tasks.trending_rebase",
+            "scoring.tasks.partitions_maintain",
+            "rankings.tasks.snapshot_take",
+        )
+    },
+    **{
+        name: {"queue": "webhooks"}
+        for name in (
+            "rankings.tasks.webhooks_evaluate",
+            "rankings.tasks.webhook_deliver",
+            "rankings.tasks.webhook_deliveries_requeue",
+        )
+    },
 }
 # Soft time limit of a rebuild (the hard one follows shortly after): it grows with the catalogue.
 RANKING_REBUILD_TIME_LIMIT_S = env_int("RANKING_REBUILD_TIME_LIMIT_S", 900, minimum=60)
@@ -266,6 +283,21 @@ def _periodic(task: str, every_s: float) -> dict[str, Any]:
     return {"task": task, "schedule": every_s, "options": {"expires": 0.8 * every_s}}
 
 
+# --- Webhooks on rank changes (docs/webhooks.md) ------------------------------------------
+# Local runs and tests deliver to receivers on loopback; production refuses loopback, private
+# and link-local targets (SSRF) unless this is turned on explicitly.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", True)
+# Lists with subscriptions are read this often and compared with the previous reading.
+WEBHOOKS_EVALUATE_INTERVAL_S = env_float("WEBHOOKS_EVALUATE_INTERVAL_S", 1.0, minimum=0.2)
+WEBHOOKS_TIMEOUT_S = env_float("WEBHOOKS_TIMEOUT_S", 5.0, minimum=0.5)
+# Retries: the wait doubles from the base up to the cap (kept under the broker's visibility
+# timeout, so a retry waiting in a worker is never handed out twice), each wait between half
+# and all of its value; no attempt starts more than WEBHOOKS_RETRY_FOR_S after the change.
+WEBHOOKS_RETRY_BASE_S = env_float("WEBHOOKS_RETRY_BASE_S", 2.0, minimum=0.01)
+WEBHOOKS_RETRY_MAX_DELAY_S = env_float("WEBHOOKS_RETRY_MAX_DELAY_S", 120.0, minimum=0.01)
+WEBHOOKS_RETRY_FOR_S = env_int("WEBHOOKS_RETRY_FOR_S", 900, minimum=1)
+WEBHOOKS_MAX_PER_KEY = env_int("WEBHOOKS_MAX_PER_KEY", 100, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
     "batches-repair": _periodic("scoring.tasks.batches_repair", 5.0),
     "rankings-watchdog": _periodic("scoring.tasks.rankings_watchdog", 10.0),
@@ -274,4 +306,7 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-rebase": _periodic("scoring.tasks.trending_rebase", 3600.0),
     "rankings-snapshot": _periodic("rankings.tasks.snapshot_take", float(RANKING_SNAPSHOT_INTERVAL_S)),
     "partitions-maintain": _periodic("scoring.tasks.partitions_maintain", 3600.0),
+    # Every second, on a queue and worker of its own: a rule must reach its receiver within 5 s.
+    "webhooks-evaluate": _periodic("rankings.tasks.webhooks_evaluate", WEBHOOKS_EVALUATE_INTERVAL_S),
+    "webhooks-requeue": _periodic("rankings.tasks.webhook_deliveries_requeue", 30.0),
 }

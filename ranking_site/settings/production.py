@@ -26,6 +26,9 @@ if _db.get("ENGINE") != "django.db.backends.postgresql" or not _db.get("NAME"):
 
 WHITENOISE_USE_FINDERS = False
 
+# Webhook URLs come from clients: no requests to loopback, private or link-local addresses (SSRF).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -14,6 +14,9 @@ import schemathesis
 from schemathesis.generation.meta import TestPhase
 
 EVENTS_PATH = "/api/v1/events/"
+SUBSCRIPTIONS_PATH = "/api/v1/subscriptions/"
+# Where generated subscriptions point: nothing listens there, and nothing is delivered during the run.
+HOOK_URL = "http://127.0.0.1:9/hooks/rankings"
 
 
 def _video_ids() -> list[int]:
@@ -37,14 +40,33 @@ def _repair_event(event: Any, video_ids: list[int], index: int) -> Any:
     return event
 
 
+def _repair_subscription(body: dict[str, Any]) -> dict[str, Any]:
+    """Make a schema-valid subscription also valid for the server: the schema cannot say which
+    categories exist, that ``n`` goes with the rule, or which strings Django's URL validator takes."""
+    body = {**body, "url": HOOK_URL}
+    if "category" in body:
+        body["category"] = "music"
+    if body.get("rule") == "reach_first":
+        body.pop("n", None)
+    else:
+        body.setdefault("n", 10)
+    return body
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     # The documented examples are sent exactly as written: they must hold for the demo data
     # (the run creates the videos they name).
     meta = case.meta
-    if case.operation.path != EVENTS_PATH or meta is None or meta.phase.name == TestPhase.EXAMPLES:
+    if case.operation.path not in (EVENTS_PATH, SUBSCRIPTIONS_PATH) or meta is None:
+        return
+    if meta.phase.name == TestPhase.EXAMPLES:
         return
     if not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return
+    if case.operation.path == SUBSCRIPTIONS_PATH:
+        if case.method.upper() == "POST":
+            case.body = _repair_subscription(case.body)
         return
     video_ids = _video_ids()
     if isinstance(case.body.get("events"), list):

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 from django.test import Client
+from rest_framework.test import APIClient
 
+from events.models import ApiKey
 from tests.http import error_of
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +42,15 @@ CATEGORY_PARAMS = [(path, name, schema) for path, name, schema in _query_params(
 
 def _ids(params: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     return [f"{path}?{name}" for path, name, _ in params]
+
+
+@pytest.fixture
+def api(api: APIClient) -> APIClient:
+    """Every request carries a valid API key: the endpoints that need one (subscriptions) then answer
+    on their input, and the public ones ignore it."""
+    _, raw_key = ApiKey.objects.create_key(name="bad input")
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return api
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from videos.models import Video
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "docs" / "openapi.yaml"
+CONFIG_PATH = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 # Fuzzed cases per operation; the examples, coverage and stateful phases add their own.
 MAX_EXAMPLES = 100
@@ -153,7 +154,7 @@ def _cases_sent(report: Path) -> dict[str, Counter[str]]:
 def test_api_honours_its_schema(seed: Seed, server: str, tmp_path: Path) -> None:
     report = tmp_path / "events.ndjson"
     command = [
-        str(SCHEMATHESIS), "run", str(SCHEMA_PATH),
+        str(SCHEMATHESIS), "--config-file", str(CONFIG_PATH), "run", str(SCHEMA_PATH),
         "--url", server,
         "--phases", "examples,coverage,fuzzing,stateful",
         "--checks", "all",

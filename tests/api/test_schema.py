@@ -99,6 +99,7 @@ def test_every_operation_is_documented(generated: tuple[str, str]) -> None:
         "/api/v1/rankings/movers/",
         "/api/v1/rankings/videos/{video_id}/",
         "/api/v1/rankings/videos/{video_id}/around/",
+        "/api/v1/rankings/videos/{video_id}/history/",
         "/api/v1/videos/",
         "/api/v1/videos/{video_id}/",
         "/api/v1/categories/",

@@ -112,6 +112,7 @@ def test_redis_unreachable_is_a_503_in_the_error_shape(
         "/api/v1/rankings/movers/",
         f"/api/v1/rankings/videos/{video.id}/",
         f"/api/v1/rankings/videos/{video.id}/around/",
+        f"/api/v1/rankings/videos/{video.id}/history/",
     ):
         error = error_of(api.get(url), 503)
         assert error["code"] == "service_unavailable", url
@@ -341,11 +342,15 @@ def test_schema_documents_parameters_and_every_response_of_the_rankings_endpoint
     assert response.status_code == 200
     paths = response.json()["paths"]
     expected = {
-        "/api/v1/rankings/": ({"window", "category", "limit", "offset"}, {"200", "400", "404", "503"}),
+        "/api/v1/rankings/": ({"window", "category", "limit", "offset", "as_of"}, {"200", "400", "404", "503"}),
         "/api/v1/rankings/movers/": ({"window", "category", "limit"}, {"200", "400", "404", "503"}),
         "/api/v1/rankings/videos/{video_id}/": ({"video_id"}, {"200", "404", "503"}),
         "/api/v1/rankings/videos/{video_id}/around/": (
             {"video_id", "window", "category", "radius"},
+            {"200", "400", "404", "503"},
+        ),
+        "/api/v1/rankings/videos/{video_id}/history/": (
+            {"video_id", "window", "category", "since"},
             {"200", "400", "404", "503"},
         ),
     }

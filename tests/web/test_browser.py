@@ -219,7 +219,11 @@ def test_video_page_updates_live(
     video = make_video(title="Drone over the fjord")
     other = make_video(title="Rival clip")
     apply_events(likes(video.id, 2) + likes(other.id, 3))
+    snapshot_take(now=timezone.now() - timedelta(minutes=10))
+    snapshot_take(now=timezone.now() - timedelta(minutes=5))
     open_page(browser, f"{live_server.url}/videos/{video.id}/")
+    line = browser.find_element(By.CSS_SELECTOR, "#rank-chart .rank-global")
+    assert (line.get_attribute("d") or "").startswith("M") and line.is_displayed()
     cell = browser.find_element(
         By.CSS_SELECTOR, '#standings tr[data-window="day"] [data-scope="global"][data-field="rank"]'
     )
@@ -255,22 +259,34 @@ def test_browser_and_server_format_the_same_way(
         (3, None, False),
     ]
     titles = ["city night walk", "#1 hit — live", "  ", "Éclair recipe"]
+    # Rank lines: a gap, a lone point, ranks past the axis floor, times that are not whole seconds.
+    start = 1_767_225_600_123
+    ranks = [[(start + 3_600_000 * i + 7 * i, r) for i, r in enumerate([1, 4, None, 12, None, None, 2, 3])], []]
+    ranks[1] = [(start + 300_001 * i, r) for i, r in enumerate([None, 7, 7, 6, 1])]
+    end = start + 7 * 86_400_000 - 17
     got = browser.execute_async_script(
         """
-        const [values, series, moves, titles, done] = arguments;
+        const [values, series, moves, titles, ranks, start, end, done] = arguments;
         import(document.querySelector('script[type=module]').src.replace('live.js', 'common.js')).then((m) => done({
           scores: values.map(m.fmtScore),
           spark: m.sparkline(series),
           moves: moves.map(([r, p, s]) => m.movement(r, p, s)),
           initials: titles.map(m.initials),
           hues: [1, 2, 1000].map(m.placeholderHue),
+          ranks: m.rankChart(ranks, start, end),
         }));
         """,
         values,
         series,
         moves,
         titles,
+        ranks,
+        start,
+        end,
     )
+    chart = display.rank_chart(ranks, start, end)
+    assert got["ranks"] == {"paths": chart["paths"], "ticks": chart["ticks"], "worst": chart["worst"]}
+    assert len(chart["ticks"]) == 7 and chart["paths"][0].count("M") == 3
     assert got["scores"] == [display.fmt_score(v) for v in values]
     spark = display.sparkline(series)
     assert got["spark"] == {"line": spark["line"], "area": spark["area"], "cx": spark["cx"], "cy": spark["cy"]}
@@ -331,10 +347,13 @@ def test_screenshot_of_a_busy_board(
                 kind = "share" if n % 17 == 16 else "comment" if n % 7 == 6 else "view" if n % 3 == 2 else "like"
                 raws.append(wire(video.id, kind, occurred_at=at, user_id=f"u{hour}-{n}"))
     apply_events(raws)
-    snapshot_take()
-    # Since the snapshot: three videos climb, one new video enters.
+    # Three videos climb over the last hours, a snapshot after each step (their rank history);
+    # the last step comes after the last snapshot (the arrows); then a new video enters.
     climb = {videos[6].id: 40, videos[9].id: 30, videos[3].id: 25}
-    apply_events([raw for vid, n in climb.items() for raw in likes(vid, n)])
+    steps = 8
+    for step in range(steps):
+        snapshot_take(now=now - timedelta(minutes=30 * (steps - step)))
+        apply_events([raw for vid, n in climb.items() for raw in likes(vid, n // steps + (step < n % steps))])
     newcomer: Any = VideoFactory(title="Drone over the fjord", category=categories["travel"], owner=owners[0])
     video_cache_sync(video_ids=[newcomer.id])
     apply_events(likes(newcomer.id, 30))
@@ -345,6 +364,6 @@ def test_screenshot_of_a_busy_board(
     path = screenshot(browser, "live-ranking.png")
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(path, ROOT / "docs" / "screenshot-live.png")
-    open_page(browser, f"{live_server.url}/videos/{videos[0].id}/")
+    open_page(browser, f"{live_server.url}/videos/{videos[6].id}/")
     screenshot(browser, "video-page.png")
     assert json.loads(browser.find_element(By.ID, "video-config").get_attribute("textContent") or "{}")["videoId"]

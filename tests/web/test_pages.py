@@ -201,7 +201,34 @@ def test_video_page_shows_standings_breakdown_and_activity(client: Client, board
     assert cfg["api"] == {
         "standing": f"/api/v1/rankings/videos/{video.id}/",
         "activity": f"/api/v1/videos/{video.id}/activity/",
+        "rankHistory": [
+            f"/api/v1/rankings/videos/{video.id}/history/?window=day",
+            f"/api/v1/rankings/videos/{video.id}/history/?window=day&category=music",
+        ],
     }
+    assert cfg["rankRefreshMs"] == 300_000
+    assert "No rank snapshot yet" in html.split('id="rank-empty"')[1].split("</p>")[0]
+
+
+def test_video_page_charts_its_rank_history(
+    client: Client, board: list[Any], make_video: MakeVideo, apply_events: Apply
+) -> None:
+    video = board[2]
+    snapshot_take(now=timezone.now() - timedelta(hours=2))
+    apply_events(likes(video.id, 30))  # 40 likes: first, globally and in its category
+    snapshot_take(now=timezone.now() - timedelta(hours=1))
+    html = page(client, f"/videos/{video.id}/")
+    chart = html.split('id="rank-chart"')[1].split("</svg>")[0]
+    paths = re.findall(r'<path class="rank-line (rank-global|rank-category)" d="([^"]*)"', chart)
+    assert [name for name, _ in paths] == ["rank-global", "rank-category"]
+    for _, d in paths:
+        # Two points of one unbroken line: #3 first, then #1 at the top of the chart.
+        line = re.fullmatch(r"M[\d.]+,([\d.]+)h0 L[\d.]+,([\d.]+)", d)
+        assert line, d
+        assert float(line[1]) > float(line[2]) == display.CHART_TOP
+    assert ">#10<" in chart and ">#1<" in chart
+    assert "Rank over the last 7 days" in html and "a point every 5 min" in html
+    assert 'id="rank-empty" hidden' in html
 
 
 def test_video_without_score_shows_dashes(client: Client, rankings_ready: None, make_video: MakeVideo) -> None:
@@ -252,6 +279,23 @@ def test_video_page_503s_when_redis_is_unreachable(
 )
 def test_fmt_score(value: float | None, text: str) -> None:
     assert display.fmt_score(value) == text
+
+
+def test_rank_chart_puts_first_on_top_and_breaks_the_line_outside_the_top() -> None:
+    hour = 3_600_000
+    start = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday
+    chart = display.rank_chart(
+        [[(start + hour, 1), (start + 2 * hour, 5), (start + 3 * hour, None), (start + 4 * hour, 30)], []],
+        start,
+        start + 48 * hour,
+    )
+    global_, category = chart["paths"]
+    # x is time (840 px over 48 h: 17.5 px an hour); y runs from #1 (top) to the worst rank shown (#30).
+    assert global_ == "M17.50,16.00h0 L35.00,35.59 M70.00,158.00h0"
+    assert category == ""
+    assert chart["worst"] == "#30"
+    assert chart["ticks"] == [{"x": "420.00", "label": "Fri 02"}]
+    assert display.rank_chart([[(start, 2)]], start, start + hour)["worst"] == "#10"
 
 
 def test_movement_labels() -> None:

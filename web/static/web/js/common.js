@@ -155,6 +155,53 @@ export function drawActivityChart(svg, values, startIso) {
   return values.reduce((a, b) => a + b, 0);
 }
 
+// Same geometry and strings as web.display.rank_chart: series are lists of [epoch ms, rank or null].
+const RANK_FLOOR = 10;
+const DAY_MS = 86_400_000;
+
+export function rankChart(series, startMs, endMs) {
+  const ranks = series.flat().map(([, rank]) => rank).filter((rank) => rank !== null);
+  const worst = Math.max(RANK_FLOOR, ...ranks);
+  const plotH = CHART.h - CHART.top - CHART.bottom;
+  const span = endMs - startMs || 1;
+  const paths = series.map((points) => {
+    const parts = [];
+    let penDown = false;
+    for (const [t, rank] of points) {
+      if (rank === null) {
+        penDown = false;
+        continue;
+      }
+      const x = ((t - startMs) / span) * CHART.w;
+      const y = CHART.top + ((rank - 1) / (worst - 1)) * plotH;
+      parts.push(penDown ? `L${x.toFixed(2)},${y.toFixed(2)}` : `M${x.toFixed(2)},${y.toFixed(2)}h0`);
+      penDown = true;
+    }
+    return parts.join(" ");
+  });
+  const ticks = [];
+  for (let midnight = (Math.floor(startMs / DAY_MS) + 1) * DAY_MS; midnight < endMs; midnight += DAY_MS) {
+    const day = new Date(midnight);
+    ticks.push({ x: (((midnight - startMs) / span) * CHART.w).toFixed(2), label: `${DAYS[day.getUTCDay()]} ${pad2(day.getUTCDate())}` });
+  }
+  return { paths, ticks, worst: `#${worst}` };
+}
+
+export function drawRankChart(svg, series, startMs, endMs) {
+  const chart = rankChart(series, startMs, endMs);
+  svg.querySelectorAll(".rank-line").forEach((path, i) => path.setAttribute("d", chart.paths[i] || ""));
+  const ticks = svg.querySelector(".chart-ticks");
+  ticks.replaceChildren();
+  for (const tick of chart.ticks) {
+    ticks.appendChild(svgEl("line", { x1: tick.x, x2: tick.x, y1: CHART.top, y2: CHART.h - CHART.bottom }));
+    const label = svgEl("text", { x: tick.x, y: CHART.h - 6, dx: 3 });
+    label.textContent = tick.label;
+    ticks.appendChild(label);
+  }
+  svg.querySelector(".chart-worst").textContent = chart.worst;
+  return chart;
+}
+
 // Restart a CSS animation on an element (adding a class that is already there does nothing).
 export function flash(el, className) {
   el.classList.remove(className);

@@ -1,7 +1,7 @@
 // A video's page stays current like the live ranking: standings and breakdown every
 // two seconds from the rankings API, the hourly chart at the pace its cache refreshes.
 
-import { drawActivityChart, flash, fmtInt, fmtScore, getJSON, poller, readConfig, setLive } from "./common.js";
+import { drawActivityChart, drawRankChart, flash, fmtInt, fmtScore, getJSON, poller, readConfig, setLive } from "./common.js";
 
 const cfg = readConfig("video-config");
 
@@ -61,6 +61,13 @@ async function pollActivity() {
   setCell(document.getElementById("activity-total"), fmtScore(total));
 }
 
+async function pollRankHistory() {
+  const [overall, inCategory] = await Promise.all(cfg.api.rankHistory.map((url) => getJSON(url)));
+  const series = [overall, inCategory].map((h) => h.points.map((p) => [Date.parse(p.taken_at), p.rank]));
+  drawRankChart(document.getElementById("rank-chart"), series, Date.parse(overall.since), Date.now());
+  document.getElementById("rank-empty").hidden = overall.points.length + inCategory.points.length > 0;
+}
+
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => {
     for (const other of document.querySelectorAll(".tab")) other.setAttribute("aria-selected", String(other === tab));
@@ -70,3 +77,4 @@ for (const tab of document.querySelectorAll(".tab")) {
 
 poller(pollStanding, cfg.pollMs, () => setLive("offline", "Reconnecting…")).start();
 poller(pollActivity, cfg.chartRefreshMs).start();
+poller(pollRankHistory, cfg.rankRefreshMs).start();
