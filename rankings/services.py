@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.bulk import tables_truncate
 from leaderboard import reads, store
 from leaderboard.windows import WINDOWS
 from rankings.models import RankingSnapshot
@@ -41,3 +42,8 @@ def snapshot_cache_restore() -> None:
             if snap is not None:
                 cached.append((window, cid, snap.entries, snap.taken_at.isoformat()))
     store.snapshots_cache_write(snapshots=cached)
+
+
+def snapshots_reset() -> None:
+    """Forget the rank history (Postgres); the cached latest snapshots in Redis go with the projection."""
+    tables_truncate(tables=[RankingSnapshot._meta.db_table])
