@@ -18,7 +18,9 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from core.redis import redis_client
-from demo.seeding import SEED_EMAIL_DOMAIN, SeedPlan, data_seed
+from demo.catalogue import SEED_EMAIL_DOMAIN
+from demo.plan import SeedPlan
+from demo.seeding import data_seed
 from leaderboard import keys as rk
 from scoring.drift import rankings_drift_check
 from scoring.ledger import batch_process, batch_store
