@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_object_actions",
     "videos",
     "events",
     "scoring",
@@ -137,6 +138,9 @@ REST_FRAMEWORK = {
     # Behind N reverse proxies the per-IP throttle reads the client from X-Forwarded-For.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) if env_str("NUM_PROXIES", "") else None,
 }
+
+# Admin buttons (django-object-actions) change state, so they are forms that POST.
+DJANGO_OBJECT_ACTIONS_DEFAULT_HTTP_METHOD = "POST"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime Video Ranking API",
