@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Needed for the expression index of videos (OpClass inside an index is wired up by this app).
+    "django.contrib.postgres",
     "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
