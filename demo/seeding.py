@@ -16,10 +16,13 @@ Every write goes through the service of the app that owns the table.
 from __future__ import annotations
 
 import gc
+import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from core.progress import Progress, progress_none
@@ -35,7 +38,16 @@ from scoring.ledger import window_rollover
 from scoring.rebuild import rankings_rebuild
 from scoring.services import counters_analyze, counters_reset
 from videos.models import Video
-from videos.services import catalogue_analyze, owners_delete, video_bulk_set_status, videos_reset
+from videos.services import (
+    catalogue_analyze,
+    owners_delete,
+    video_bulk_set_status,
+    video_search_indexes_create,
+    video_search_indexes_drop,
+    videos_reset,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def seed_reset() -> None:
@@ -79,7 +91,10 @@ def _seed(*, plan: SeedPlan, progress: Progress | None) -> SeedResult:
         seed_reset()
         result.seconds["reset"] = time.monotonic() - started
     started = time.monotonic()
+    deferred = _search_indexes_deferred(plan)
     with transaction.atomic():
+        if deferred:
+            video_search_indexes_drop()
         category_ids = categories_seed()
         user_ids = users_seed(count=plan.users, seed=plan.seed, joined_before=now, progress=report)
         catalog = videos_seed(
@@ -95,28 +110,33 @@ def _seed(*, plan: SeedPlan, progress: Progress | None) -> SeedResult:
             catalog = catalog_existing(published_only=plan.via == "api")
         if plan.events and not catalog.ids:
             raise SeedError("no videos to send events to: add some with --videos")
-        result.categories, result.users, result.videos = len(category_ids), plan.users, plan.videos
-        result.seconds["catalog"] = time.monotonic() - started
-        gc.freeze()
+    result.categories, result.users, result.videos = len(category_ids), plan.users, plan.videos
+    result.seconds["catalog"] = time.monotonic() - started
+    gc.freeze()
 
-        stream = _count_anonymous(
-            event_history_generate(
-                catalog=catalog,
-                users=len(user_ids),
-                kinds=kinds,
-                timeline=timeline,
-                total=plan.events,
-                seed=plan.seed,
-                zipf=plan.zipf,
-            ),
-            result,
-        )
+    stream = _count_anonymous(
+        event_history_generate(
+            catalog=catalog,
+            users=len(user_ids),
+            kinds=kinds,
+            timeline=timeline,
+            total=plan.events,
+            seed=plan.seed,
+            zipf=plan.zipf,
+        ),
+        result,
+    )
+    # The catalogue is committed: Postgres builds the search indexes on the other core
+    # while Python draws the history on this one.
+    with _meanwhile(video_search_indexes_create if deferred else None):
         if plan.via == "db":
             started = time.monotonic()
-            result.events, result.counter_rows = counters_write(
-                stream=stream, catalog=catalog, kinds=kinds, timeline=timeline, total=plan.events, progress=report
-            )
+            with transaction.atomic():
+                result.events, result.counter_rows = counters_write(
+                    stream=stream, catalog=catalog, kinds=kinds, timeline=timeline, total=plan.events, progress=report
+                )
             result.seconds["events"] = time.monotonic() - started
+    video_search_indexes_create()  # no-op unless the build above failed: the catalogue keeps its indexes
 
     started = time.monotonic()
     catalogue_analyze()
@@ -158,6 +178,42 @@ def _seed(*, plan: SeedPlan, progress: Progress | None) -> SeedResult:
             _statuses_apply(catalog)
     result.seconds["events"] = time.monotonic() - started
     return result
+
+
+# From this many new videos, the search indexes are dropped for the load and built after it.
+DEFER_INDEXES_FROM = 100_000
+
+
+def _search_indexes_deferred(plan: SeedPlan) -> bool:
+    # Only outside any transaction: the build runs on a second connection, which must see the
+    # committed catalogue (and would wait forever for the lock of an enclosing transaction).
+    return plan.videos >= DEFER_INDEXES_FROM and not connection.in_atomic_block
+
+
+@contextmanager
+def _meanwhile(work: Callable[[], object] | None) -> Iterator[None]:
+    """Run ``work`` on a thread of its own (its own database connection) during the block."""
+    if work is None:
+        yield
+        return
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported below, after the block
+            failed.append(exc)
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    thread = threading.Thread(target=run, name="seed-meanwhile", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+        if failed:
+            logger.warning("seed: background work failed, redone in the foreground: %r", failed[0])
 
 
 def _statuses_apply(catalog: Catalog) -> None:
