@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
+
+# What long services report to: (stage, done so far, total or None when unknown).
+Progress = Callable[[str, int, int | None], None]
+
+
+def progress_none(stage: str, done: int, total: int | None) -> None:
+    """A ``Progress`` that shows nothing."""
 
 
 class StageBars:

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import outbound
+from core.bulk import tables_truncate
 from events.selectors import api_key_ids_usable
 from leaderboard import keys as rk
 from leaderboard import reads, store
@@ -346,3 +347,8 @@ def webhook_deliveries_lost(*, limit: int = 1000) -> list[int]:
         next_attempt_at__lt=now - LOST_AFTER,
     )
     return list(lost.order_by("next_attempt_at").values_list("id", flat=True)[:limit])
+
+
+def snapshots_reset() -> None:
+    """Forget the rank history (Postgres); the cached latest snapshots in Redis go with the projection."""
+    tables_truncate(tables=[RankingSnapshotEntry._meta.db_table, RankingSnapshot._meta.db_table], cascade=True)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django_object_actions import DjangoObjectActions, action
 
 from events.admin import EventTypeAdmin
 from events.models import EventType
@@ -14,39 +18,70 @@ from scoring import tasks
 from scoring.ledger import batches_retry, dead_letter_replay
 from scoring.models import Batch, DeadLetter
 
-
-def _queue_rebuild(request: HttpRequest, admin_: admin.ModelAdmin[Any]) -> None:
-    tasks.rankings_rebuild.delay()
-    admin_.message_user(request, "Rankings rebuild queued; lists are swapped in when it completes.", messages.SUCCESS)
-
+REBUILD_LABEL = "Rebuild rankings"
 
 # Weights are the events app's; re-scoring history with them is scoring's, so scoring extends that admin.
 admin.site.unregister(EventType)
 
 
 @admin.register(EventType)
-class EventTypeScoringAdmin(EventTypeAdmin):
-    actions = ["rebuild_rankings"]
+class EventTypeScoringAdmin(DjangoObjectActions, EventTypeAdmin):
+    # A button on the list, not an action: a rebuild concerns every event type, none is to be selected.
+    changelist_actions = ["rebuild_rankings"]
+
+    def get_changelist_actions(self, request: HttpRequest) -> list[str]:
+        # Re-scoring all history is for those who may change the weights.
+        return list(self.changelist_actions) if self.has_change_permission(request) else []
 
     def save_model(self, request: HttpRequest, obj: EventType, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "weight" in form.changed_data:
             self.message_user(
                 request,
-                f"Weight of '{obj.name}' changed. New events use it now; run the 'Rebuild rankings' action "
-                "(select any event type) to re-score past events with it.",
+                format_html(
+                    "Weight of '{}' changed. New events use it now; press '{}' on the "
+                    '<a href="{}">event types list</a> to re-score past events with it.',
+                    obj.name,
+                    REBUILD_LABEL,
+                    reverse("admin:events_eventtype_changelist"),
+                ),
                 messages.WARNING,
             )
 
-    @admin.action(description="Rebuild rankings from the hourly counters")
+    @action(
+        label=REBUILD_LABEL,
+        description="Re-score every ranking from the hourly counters with the current weights",
+        methods=("POST",),
+        button_type="form",
+    )
     def rebuild_rankings(self, request: HttpRequest, queryset: QuerySet[EventType]) -> None:
-        _queue_rebuild(request, self)
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        tasks.rankings_rebuild.delay()
+        self.message_user(request, "Rankings rebuild queued; lists are swapped in when it completes.", messages.SUCCESS)
+
+
+class DeadLetterStateFilter(admin.SimpleListFilter):
+    """Pending letters still wait for a replay; replayed ones were sent through the pipeline again."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [("pending", "Pending"), ("replayed", "Replayed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "pending":
+            return queryset.filter(replayed_at__isnull=True)
+        if self.value() == "replayed":
+            return queryset.filter(replayed_at__isnull=False)
+        return queryset
 
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin[DeadLetter]):
     list_display = ["created_at", "reason", "topic", "partition", "offset", "replayed_at"]
-    list_filter = ["reason", "replayed_at"]
+    list_filter = [DeadLetterStateFilter, "reason"]
     search_fields = ["raw", "reason"]
     readonly_fields = ["created_at", "reason", "raw", "topic", "partition", "offset", "replayed_at"]
     actions = ["replay"]

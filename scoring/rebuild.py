@@ -12,7 +12,7 @@ import logging
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.progress import Progress, progress_none
 from events.selectors import event_type_weights
 from leaderboard import store
 from leaderboard.keys import scope_for
@@ -35,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 REBUILD_LOCK = 7_246_001  # pg advisory lock id: one rebuild at a time
 PUBLISHED = "published"
-
-Progress = Callable[[str, int, int | None], None]
 
 # Score of every video in the windows kept in counters (hour, day, week, all, trending: the order of
 # leaderboard.windows.WINDOWS), by video id, from the counters and the given weights. The hour
@@ -107,10 +106,6 @@ class RebuildResult:
     scopes: list[str] = field(default_factory=list)
 
 
-def _noop_progress(stage: str, done: int, total: int | None) -> None:
-    return None
-
-
 class _Catalogue:
     """Status and category of every video, compact (about 17 bytes a video), looked up by id."""
 
@@ -143,7 +138,7 @@ def rankings_rebuild(
     Each scope is swapped in atomically on its own slot; scopes not named are not touched,
     so losing one shard rebuilds only the scopes it held.
     """
-    report = progress or _noop_progress
+    report = progress or progress_none
     started = time.monotonic()
     with connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(%s)", [REBUILD_LOCK])

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("videos", "events", "scoring", "rankings", "web", "core", "leaderboard")
+APPS = ("videos", "events", "scoring", "rankings", "web", "demo", "core", "leaderboard")
 TABLE = re.compile(r"\b(videos|events|scoring|rankings|auth)_[a-z]+\b")
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|TRUNCATE|COPY|ANALYZE)\b")
 

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from videos.models import Category, Video
@@ -104,3 +105,25 @@ def category_rows(*, category_ids: Collection[int] | None = None) -> list[tuple[
 
 def category_id_for_slug(*, slug: str) -> int | None:
     return Category.objects.filter(slug=slug).values_list("id", flat=True).first()
+
+
+def video_summaries(*, published_only: bool = False) -> list[tuple[int, int, str]]:
+    """(id, duration in seconds, status) of every video (or every published one), by id."""
+    qs = Video.objects.order_by("id")
+    if published_only:
+        qs = qs.filter(status=Video.Status.PUBLISHED)
+    return list(qs.values_list("id", "duration_seconds", "status").iterator(chunk_size=20_000))
+
+
+# --- owners (Django's auth users) --------------------------------------------------------
+
+
+def owner_count(*, email_domain: str) -> int:
+    """How many users have an email at ``email_domain``."""
+    return get_user_model().objects.filter(email__endswith=f"@{email_domain}").count()
+
+
+def owner_ids(*, email_domain: str) -> list[int]:
+    """Ids of the users whose email is at ``email_domain``, ascending."""
+    users = get_user_model().objects.filter(email__endswith=f"@{email_domain}").order_by("id")
+    return list(users.values_list("id", flat=True))

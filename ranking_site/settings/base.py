@@ -27,11 +27,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Needed for the expression index of videos (OpClass inside an index is wired up by this app).
+    "django.contrib.postgres",
     "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_object_actions",
     "videos",
     "events",
     "scoring",
@@ -137,6 +140,9 @@ REST_FRAMEWORK = {
     # Behind N reverse proxies the per-IP throttle reads the client from X-Forwarded-For.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) if env_str("NUM_PROXIES", "") else None,
 }
+
+# Admin buttons (django-object-actions) change state, so they are forms that POST.
+DJANGO_OBJECT_ACTIONS_DEFAULT_HTTP_METHOD = "POST"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime Video Ranking API",

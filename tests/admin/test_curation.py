@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,10 @@ def test_bulk_hide_and_publish_actions_move_videos_out_of_and_back_into_the_rank
     assert day_scores() == {a.id: 50.0, b.id: 5.0}
 
 
-def test_weight_change_warns_and_the_rebuild_action_applies_it_to_history(
+REBUILD_URL = "/admin/events/eventtype/actions/rebuild_rankings/"
+
+
+def test_weight_change_warns_and_the_rebuild_button_applies_it_to_history(
     editor_client: Client, make_video: Callable[..., Any], apply_events: Any, eager_celery: None
 ) -> None:
     video = make_video()
@@ -78,13 +82,60 @@ def test_weight_change_warns_and_the_rebuild_action_applies_it_to_history(
         {"name": "like", "weight": "7.5", "dedupe_window_seconds": "0", "description": like.description},
         follow=True,
     )
-    assert b"Rebuild rankings" in response.content
+    assert b"Weight of 'like' changed" in response.content
+    # The warning points at the button and links to the list that shows it.
+    assert b"press 'Rebuild rankings' on the <a href=\"/admin/events/eventtype/\">" in response.content
+    # The list the warning links to shows the button: a form that POSTs, no row to select.
+    assert f'action="{REBUILD_URL}"'.encode() in response.content
     assert day_scores() == {video.id: 10.0}  # history keeps the old weight until the rebuild
-    response = editor_client.post(
-        "/admin/events/eventtype/", {"action": "rebuild_rankings", "_selected_action": [like.id]}, follow=True
-    )
+    response = editor_client.post(REBUILD_URL, follow=True)
+    assert response.redirect_chain == [("/admin/events/eventtype/", 302)]
     assert b"Rankings rebuild queued" in response.content
     assert day_scores() == {video.id: 15.0}
+
+
+def test_rebuild_button_queues_one_rebuild_on_the_maintenance_queue(editor_client: Client) -> None:
+    import redis
+    from django.conf import settings
+
+    name = "scoring.tasks.rankings_rebuild"
+    queue = settings.CELERY_TASK_ROUTES[name]["queue"]
+    assert queue == "maintenance"  # never behind the event path's batches
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)  # a plain node, also beside a cluster
+    assert editor_client.post(REBUILD_URL).status_code == 302
+    assert [json.loads(m)["headers"]["task"] for m in broker.lrange(queue, 0, -1)] == [name]
+
+
+def test_rebuild_button_refuses_get_and_editors_without_change_permission(
+    client: Client, editor_client: Client
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    assert editor_client.get(REBUILD_URL).status_code == 405  # a state change is never a link
+    viewer = User.objects.create_user("viewer", "viewer@example.com", "a-long-password-42", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_eventtype"))
+    client.force_login(viewer)
+    page = client.get("/admin/events/eventtype/")
+    assert page.status_code == 200 and REBUILD_URL.encode() not in page.content
+    assert client.post(REBUILD_URL).status_code == 403
+
+
+def test_dead_letters_filter_by_pending_or_replayed(editor_client: Client) -> None:
+    from django.utils import timezone
+
+    pending = DeadLetter.objects.create(reason="unknown video", raw="{}")
+    replayed = DeadLetter.objects.create(reason="unknown video", raw="{}", replayed_at=timezone.now())
+
+    def listed(query: str) -> set[int]:
+        response = editor_client.get(f"/admin/scoring/deadletter/{query}")
+        assert response.status_code == 200
+        return {letter.id for letter in response.context["cl"].result_list}
+
+    assert listed("") == {pending.id, replayed.id}
+    assert listed("?state=pending") == {pending.id}
+    assert listed("?state=replayed") == {replayed.id}
+    sidebar = editor_client.get("/admin/scoring/deadletter/").content
+    assert b"By state" in sidebar and b"Pending" in sidebar and b"Replayed" in sidebar
 
 
 def test_dead_letter_replay_action_counts_the_event_once_its_video_exists(

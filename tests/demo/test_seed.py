@@ -18,7 +18,9 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from core.redis import redis_client
-from demo.seeding import SEED_EMAIL_DOMAIN, SeedPlan, data_seed
+from demo.catalogue import SEED_EMAIL_DOMAIN
+from demo.plan import SeedPlan
+from demo.seeding import data_seed
 from leaderboard import keys as rk
 from scoring.drift import rankings_drift_check
 from scoring.ledger import batch_process, batch_store
@@ -173,3 +175,37 @@ def test_api_path_counts_the_same_history_as_the_db_path(event_types: None, live
     seed(now=now, via="db", events=1200)
     via_db = counters()
     assert [r[:4] for r in via_api] == [r[:4] for r in via_db]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_load_builds_the_search_indexes_beside_the_history(
+    event_types: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past DEFER_INDEXES_FROM videos the admin's search indexes are dropped for the COPY and
+    built on a second connection while the history is written; they are all there at the end."""
+    import threading
+
+    from django.db import connection
+
+    from demo import seeding
+    from videos.services import SEARCH_INDEXES
+
+    built: list[tuple[str, list[str]]] = []
+    create = seeding.video_search_indexes_create
+
+    def recorded() -> list[str]:
+        names = create()
+        built.append((threading.current_thread().name, names))
+        return names
+
+    monkeypatch.setattr(seeding, "DEFER_INDEXES_FROM", 10)
+    monkeypatch.setattr(seeding, "video_search_indexes_create", recorded)
+    seed(videos=40, users=15, events=2500)
+
+    assert built == [("seed-meanwhile", list(SEARCH_INDEXES)), ("MainThread", [])]
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE indexname = ANY(%s)", [list(SEARCH_INDEXES)])
+        assert {r[0] for r in cur.fetchall()} == set(SEARCH_INDEXES)
+    assert Video.objects.count() == 40
+    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 2500
+    assert rankings_drift_check().drifted is False

@@ -15,7 +15,8 @@ from django.core.management.base import CommandError
 
 from core.progress import StageBars
 from core.redis import redis_client
-from demo.seeding import SeedPlan, data_seed
+from demo.plan import SeedPlan
+from demo.seeding import data_seed
 from events.models import EventType
 from leaderboard import keys as rk
 from leaderboard.windows import window_start

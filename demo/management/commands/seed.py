@@ -1,4 +1,4 @@
-"""Seed demo data: categories, users, videos and a week of engagement (see demo/seeding.py)."""
+"""Seed demo data: categories, users, videos and a week of engagement (see demo/seeding.py and the modules it uses)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.progress import StageBars
-from demo.seeding import DEFAULT_API_URL, VIAS, SeedError, SeedPlan, data_seed
+from demo.plan import DEFAULT_API_URL, VIAS, SeedError, SeedPlan
+from demo.seeding import data_seed
 from leaderboard.windows import WINDOWS
 
 
