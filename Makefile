@@ -44,8 +44,8 @@ run-cluster: $(STAMP)
 ## the browser tests need Debian's chromium + chromium-driver, installed here when missing.
 test: $(STAMP) lint
 	sh scripts/install_browser.sh
-	$(BIN)/python -m pytest
-	REDIS_CLUSTER=true $(BIN)/python -m pytest -m cluster
+	$(BIN)/python -m pytest -m "not cluster_only"
+	REDIS_CLUSTER=true $(BIN)/python -m pytest -m "cluster or cluster_only"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

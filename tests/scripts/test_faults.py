@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import close_old_connections
 
 from core.kafka import producer_reset
@@ -141,7 +140,6 @@ def ingest_unthrottled(settings: Any) -> Iterator[None]:
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(django_settings.REDIS_CLUSTER, reason="the cluster pass runs the cluster variant below")
 def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_redis_wipe(
     make_video: Callable[..., Any], live_server: Any, tmp_path: Path, fresh_topic: str, ingest_unthrottled: None
 ) -> None:
@@ -179,10 +177,9 @@ def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_red
     assert report.max_score_diff < 1e-6
 
 
-@pytest.mark.cluster
+@pytest.mark.cluster_only
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(not django_settings.REDIS_CLUSTER, reason="needs the rankings on a Valkey cluster")
 def test_cluster_two_bridges_two_workers_kills_and_a_master_restarted_empty(
     make_video: Callable[..., Any], live_server: Any, tmp_path: Path, fresh_topic: str, ingest_unthrottled: None
 ) -> None:
