@@ -46,9 +46,18 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def rising_week_average(week_score: float) -> float:
+    """The video's own baseline: its average hour over the week (a negative week counts as 0)."""
+    return max(week_score, 0.0) / WEEK_HOURS
+
+
+def rising_denominator(week_score: float) -> float:
+    return rising_week_average(week_score) + RISING_PRIOR_PER_HOUR
+
+
 def rising_score(hour_score: float, week_score: float) -> float:
     """The rising rule, once (the Lua scripts carry the same constants)."""
-    return hour_score / (max(week_score, 0.0) / WEEK_HOURS + RISING_PRIOR_PER_HOUR)
+    return hour_score / rising_denominator(week_score)
 
 
 def hour_window_start(anchor: datetime) -> datetime:

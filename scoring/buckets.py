@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 from django.db import connection
 
@@ -16,10 +15,11 @@ from events.selectors import event_type_weights
 from leaderboard.windows import WINDOW_BITS, hour_window_start, window_mask
 
 
-def _weights() -> list[Any]:
+def weight_arrays() -> tuple[list[int], list[float]]:
+    """Event type ids and their current weights, as the two arrays the SQL joins as ``unnest``."""
     weights = event_type_weights()
     type_ids = sorted(weights)
-    return [type_ids, [weights[t][1] for t in type_ids]]
+    return type_ids, [weights[t][1] for t in type_ids]
 
 
 def minute_scores(
@@ -36,7 +36,7 @@ def minute_scores(
               AND (%s::bigint[] IS NULL OR c.video_id = ANY(%s::bigint[]))
             GROUP BY c.video_id, c.minute
             """,
-            [*_weights(), since, until, until, _ids(video_ids), _ids(video_ids)],
+            [*weight_arrays(), since, until, until, _ids(video_ids), _ids(video_ids)],
         )
         return list(cur.fetchall())
 
@@ -55,7 +55,7 @@ def hour_scores(
               AND (%s::bigint[] IS NULL OR c.video_id = ANY(%s::bigint[]))
             GROUP BY c.video_id, c.hour
             """,
-            [*_weights(), since, since, until, until, _ids(video_ids), _ids(video_ids)],
+            [*weight_arrays(), since, since, until, until, _ids(video_ids), _ids(video_ids)],
         )
         return list(cur.fetchall())
 

@@ -198,14 +198,21 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
 def scoped_deltas(
     rows: Iterable[tuple[int, datetime, float]], *, facts: Mapping[int, VideoFacts], anchor: datetime
 ) -> dict[str, list[list[float | int]]]:
-    """(video, minute bucket, score) -> deltas per scope: a published video's go to the global scope
-    and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
+    """(video, minute bucket, score) of counted events -> deltas per scope (``scopes_route``)."""
+    return scopes_route(((vid, minute, window_mask(minute, anchor), score) for vid, minute, score in rows), facts=facts)
+
+
+def scopes_route(
+    entries: Iterable[tuple[int, datetime, int, float]], *, facts: Mapping[int, VideoFacts]
+) -> dict[str, list[list[float | int]]]:
+    """(video, bucket, window mask, score) -> deltas per scope: a published video's go to the global
+    scope and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
     deltas: dict[str, list[list[float | int]]] = defaultdict(list)
-    for vid, minute, score in rows:
+    for vid, bucket, mask, score in entries:
         video = facts.get(vid)
         if score == 0 or video is None or not video.published:
             continue
-        delta: list[float | int] = [vid, epoch(minute), window_mask(minute, anchor), score]
+        delta: list[float | int] = [vid, epoch(bucket), mask, score]
         deltas[scope_for(None)].append(delta)
         deltas[scope_for(video.category_id)].append(delta)
     return dict(deltas)

@@ -37,7 +37,7 @@ from leaderboard.windows import (
 )
 from scoring import signals
 from scoring.buckets import hour_scores, minute_scores
-from scoring.counting import Message, messages_count
+from scoring.counting import Message, messages_count, scopes_route
 from scoring.models import Batch, DeadLetter
 from videos.selectors import category_rows, video_facts
 
@@ -307,16 +307,9 @@ def window_rollover(*, now: datetime | None = None) -> int:
             cur.execute("DELETE FROM scoring_minutecounter WHERE minute < %s", [hour_window_start(target)])
         # Only what the scopes hold leaves them: a hidden video's buckets are in no ranking.
         facts = video_facts(video_ids={row[0] for row in leaving})
-        deltas: dict[str, list[list[float | int]]] = defaultdict(list)
-        for vid, bucket, mask, score in leaving:
-            video = facts.get(vid)
-            if video is None or not video.published or not score:
-                continue
-            delta = [vid, epoch(bucket), mask, -score]
-            deltas[scope_for(None)].append(delta)
-            deltas[scope_for(video.category_id)].append(delta)
+        deltas = scopes_route(((vid, bucket, mask, -score) for vid, bucket, mask, score in leaving), facts=facts)
         batch = Batch.objects.create(
-            source=Batch.Source.ROLLOVER, processed_at=timezone.now(), deltas=dict(deltas), xid=current_xid()
+            source=Batch.Source.ROLLOVER, processed_at=timezone.now(), deltas=deltas, xid=current_xid()
         )
     moved = int((target - current) / MINUTE)
     logger.info("window roll-over to %s: %d minute(s), %d bucket deltas", target.isoformat(), moved, len(leaving))

@@ -22,11 +22,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.progress import Progress, progress_none
-from events.selectors import event_type_weights
 from leaderboard import store
 from leaderboard.keys import scope_for
 from leaderboard.windows import EPS, epoch, hour_floor, rising_score, window_start
 from scoring import signals
+from scoring.buckets import weight_arrays
 from scoring.catalog_sync import category_cache_sync, video_cache_sync, video_meta
 from scoring.models import Batch
 from scoring.selectors import window_anchor
@@ -67,8 +67,7 @@ SCORES_SQL = """
 
 def scores_params(*, anchor: datetime, t0: int, hl: int, video_ids: list[int] | None = None) -> dict[str, Any]:
     """Parameters of SCORES_SQL; ``video_ids`` limits it to those videos (None: every video)."""
-    weights = event_type_weights()
-    type_ids = sorted(weights)
+    type_ids, weights = weight_arrays()
     return {
         "hour": window_start("hour", anchor),
         "day": window_start("day", anchor),
@@ -76,7 +75,7 @@ def scores_params(*, anchor: datetime, t0: int, hl: int, video_ids: list[int] | 
         "t0": t0,
         "hl": hl,
         "type_ids": type_ids,
-        "weights": [weights[t][1] for t in type_ids],
+        "weights": weights,
         "ids": video_ids,
     }
 

@@ -20,7 +20,15 @@ from redis.exceptions import RedisError
 
 from core.metrics import GaugeSource
 from events.selectors import event_type_weights
-from leaderboard.windows import RISING_PRIOR_PER_HOUR, WEEK_HOURS, WINDOWS, minute_floor, rising_score, window_start
+from leaderboard.windows import (
+    RISING_PRIOR_PER_HOUR,
+    WINDOWS,
+    minute_floor,
+    rising_denominator,
+    rising_score,
+    rising_week_average,
+    window_start,
+)
 from scoring.models import Batch, DeadLetter, HourlyCounter, WindowState
 from videos.selectors import videos_published
 
@@ -87,7 +95,7 @@ def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
     # Rising is linear in the last hour's score once the baseline is fixed: each type's units are
     # its last-hour units over the denominator, so the rows add up to the rising score too.
     week = sum(weight * float(values[t]["week"][1]) for t, (_, weight) in weights)
-    denominator = max(week, 0.0) / WEEK_HOURS + RISING_PRIOR_PER_HOUR
+    denominator = rising_denominator(week)
     for type_id, _ in weights:
         events, units = values[type_id]["hour"]
         values[type_id]["rising"] = (events, float(units) / denominator)
@@ -114,7 +122,7 @@ def rising_inputs(*, breakdown: dict[str, list[dict[str, Any]]]) -> dict[str, fl
     return {
         "last_hour_score": round(hour, 6),
         "week_score": round(week, 6),
-        "week_average_per_hour": round(max(week, 0.0) / WEEK_HOURS, 6),
+        "week_average_per_hour": round(rising_week_average(week), 6),
         "prior_per_hour": RISING_PRIOR_PER_HOUR,
         "rising_score": round(rising_score(hour, week), 6) + 0.0,
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import INGEST_CLIENTS
 from .traffic import TYPE_CUM, TYPE_NAMES, Traffic
-from .util import percentile, timed_bar
+from .util import read_latencies_ms, timed_bar
 
 NAIVE_DDL = """
 CREATE TABLE IF NOT EXISTS bench_naive_event (
@@ -165,9 +165,4 @@ def naive_reads_run(*, video_ids: list[int], samples: int) -> dict[str, Any]:
             cur.execute(NAIVE_RANK, [rng.choice(video_ids)])
             cur.fetchall()
             rank.append(time.perf_counter() - started)
-    return {
-        "top20_p50_ms": percentile(top, 50) * 1000,
-        "top20_p99_ms": percentile(top, 99) * 1000,
-        "rank_p50_ms": percentile(rank, 50) * 1000,
-        "rank_p99_ms": percentile(rank, 99) * 1000,
-    }
+    return read_latencies_ms(top=top, rank=rank)

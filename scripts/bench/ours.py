@@ -13,7 +13,7 @@ from typing import Any
 from .config import BATCH
 from .servers import valkey_cpu_s
 from .traffic import TYPE_CUM, TYPE_NAMES, Traffic
-from .util import percentile
+from .util import read_latencies_ms
 
 
 def in_process_reads(*, video_ids: list[int], samples: int) -> dict[str, Any]:
@@ -32,12 +32,7 @@ def in_process_reads(*, video_ids: list[int], samples: int) -> dict[str, Any]:
         started = time.perf_counter()
         ranking_standings(video_id=vid)
         rank.append(time.perf_counter() - started)
-    return {
-        "top20_p50_ms": percentile(top, 50) * 1000,
-        "top20_p99_ms": percentile(top, 99) * 1000,
-        "rank_p50_ms": percentile(rank, 50) * 1000,
-        "rank_p99_ms": percentile(rank, 99) * 1000,
-    }
+    return read_latencies_ms(top=top, rank=rank)
 
 
 def leaderboard_stream(traffic: Traffic, path: Path, events: int) -> None:

@@ -70,3 +70,13 @@ def timed_bar(seconds: float, desc: str) -> Iterator[None]:
         stop.set()
         thread.join()
         bar.close()
+
+
+def read_latencies_ms(*, top: Sequence[float], rank: Sequence[float]) -> dict[str, float]:
+    """p50/p99 in ms of a top-20 read and a video-rank read, the shape both read comparisons report."""
+    return {
+        "top20_p50_ms": percentile(top, 50) * 1000,
+        "top20_p99_ms": percentile(top, 99) * 1000,
+        "rank_p50_ms": percentile(rank, 50) * 1000,
+        "rank_p99_ms": percentile(rank, 99) * 1000,
+    }
