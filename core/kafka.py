@@ -5,19 +5,29 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _producer: KafkaProducer | None = None
 
-Record = tuple[bytes, bytes]  # (key, value)
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    value: bytes
+    key: bytes | None = None
+    # Set by a producer that groups its records by partition itself; else chosen from the key.
+    partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class KafkaUnavailable(Exception):
@@ -65,11 +75,33 @@ def producer_reset() -> None:
             logger.debug("closing producer failed", exc_info=True)
 
 
+def topic_partitions(*, topic: str) -> list[int]:
+    """The topic's partitions (from the producer's metadata, fetched once and kept fresh by it)."""
+    try:
+        partitions = producer().partitions_for(topic)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        producer_reset()
+        raise KafkaUnavailable(f"Kafka did not give the topic's partitions: {exc.__class__.__name__}") from exc
+    if not partitions:
+        raise KafkaUnavailable(f"topic {topic} has no partitions")
+    return sorted(partitions)
+
+
+@lru_cache(maxsize=1_000_000)
+def key_partition(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The partition kafka-python's default partitioner (murmur2, as the Java client's) picks for
+    ``key`` among the topic's sorted partitions; cached, since it computes the hash in Python."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+
+
 def records_produce(*, topic: str, records: Sequence[Record]) -> None:
-    """Send keyed records and wait for every acknowledgement (acks=all)."""
+    """Send records and wait for every acknowledgement (acks=all)."""
     try:
         prod = producer()
-        futures = [prod.send(topic, key=key, value=value) for key, value in records]
+        futures = [
+            prod.send(topic, key=r.key, value=r.value, partition=r.partition, headers=list(r.headers) or None)
+            for r in records
+        ]
         prod.flush(timeout=settings.KAFKA_PRODUCE_TIMEOUT_S)
         for future in futures:
             future.get(timeout=settings.KAFKA_PRODUCE_TIMEOUT_S)

@@ -27,7 +27,7 @@ from core.kafka import KafkaUnavailable
 from events.models import ApiKey
 from events.producer import events_produce
 from events.selectors import VerifiedApiKey, api_keys_matching, event_type_names, videos_published_filter
-from events.serializers import EventBatchInputSerializer, EventInputSerializer
+from events.serializers import EventBatchInputSerializer, EventInputSerializer, event_attrs_plain
 from events.wire import WireEvent
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,15 @@ def _items_of(payload: object) -> tuple[list[Any], bool]:
 
 def _validate_items(items: Sequence[Any], *, now: datetime) -> tuple[dict[int, dict[str, Any]], dict[int, Any]]:
     """Validate each item on its own so that every bad one is reported, not just the first."""
-    serializer = EventInputSerializer(context={"event_types": event_type_names(), "now": now})
+    event_types = event_type_names()
+    serializer = EventInputSerializer(context={"event_types": event_types, "now": now})
     valid: dict[int, dict[str, Any]] = {}
     errors: dict[int, Any] = {}
     for index, item in enumerate(items):
+        attrs = event_attrs_plain(item, serializer=serializer, event_types=event_types)
+        if attrs is not None:
+            valid[index] = attrs
+            continue
         try:
             valid[index] = serializer.run_validation(item)
         except serializers.ValidationError as exc:
@@ -142,7 +147,7 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
     event_ids = [str(event.event_id) for event in events]
     try:
         started = time.perf_counter()
-        events_produce(events=_first_occurrences(events))
+        events_produce(events=_first_occurrences(events), request_id=request_id, accepted_at=now)
         metrics.produce_latency(time.perf_counter() - started)
     except KafkaUnavailable:
         logger.warning(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,6 +85,61 @@ class EventInputSerializer(StrictSerializer):
                 {"watch_seconds": [f"Only allowed for events of type 'watch', not '{attrs['type']}'."]}
             )
         return attrs
+
+
+_EVENT_FIELDS = frozenset(("event_id", "video_id", "type", "user_id", "occurred_at", "watch_seconds"))
+_USER_ID_MAX = 128
+_WATCH_MAX = 2**53  # integers above this are not exact floats: left to DRF's own rules
+
+
+def event_attrs_plain(item: object, *, serializer: EventInputSerializer, event_types: Collection[str]) -> Any:
+    """``serializer.run_validation(item)`` for the plain events nearly every request holds, or None.
+
+    It accepts only input on which each of EventInputSerializer's fields is the identity (or a
+    plain conversion: a canonical uuid text to its UUID, an int to a float) and returns what the
+    serializer would; anything else, valid or not, gets None and goes through the serializer,
+    which gives the same answer and the error bodies. Walking DRF's fields costs about 40 µs an
+    event; this, about 2.
+    """
+    if type(item) is not dict or not _EVENT_FIELDS.issuperset(item):
+        return None
+    video_id = item.get("video_id")
+    if type(video_id) is not int or not 1 <= video_id <= MAX_ID:
+        return None
+    event_type = item.get("type")
+    if type(event_type) is not str or event_type not in event_types:
+        return None
+    attrs: dict[str, Any] = {"video_id": video_id, "type": event_type}
+    if "event_id" in item:
+        if type(item["event_id"]) is not str:
+            return None
+        try:
+            attrs["event_id"] = uuid.UUID(hex=item["event_id"])
+        except ValueError:
+            return None
+    if "user_id" in item:
+        user = item["user_id"]
+        if user is not None and (
+            type(user) is not str or len(user) > _USER_ID_MAX or user.strip() != user or "\x00" in user
+        ):
+            return None
+        attrs["user_id"] = user
+    watch = item.get("watch_seconds")
+    if watch is not None:
+        if type(watch) not in (int, float) or not (0 <= watch <= _WATCH_MAX) or not math.isfinite(watch):
+            return None
+        watch = float(watch)
+    if "watch_seconds" in item:
+        attrs["watch_seconds"] = watch
+    if (event_type == "watch") != (watch is not None):
+        return None
+    if "occurred_at" in item:
+        try:
+            field = serializer.fields["occurred_at"]
+            attrs["occurred_at"] = serializer.validate_occurred_at(field.run_validation(item["occurred_at"]))
+        except serializers.ValidationError:
+            return None
+    return attrs
 
 
 class EventListField(serializers.ListField):

@@ -1,14 +1,33 @@
-"""The event wire format (SPEC section 3), shared by the API and the worker."""
+"""The event wire format (SPEC section 3), shared by the API and the worker.
+
+Two record shapes share the topic. A *request record* (what the API produces) holds the
+events of one request that fall on one partition, their shared fields once:
+
+    {"v": 2, "request_id": "...", "accepted_at": <epoch ms>,
+     "events": [[event_id, video_id, type, occurred_at (epoch µs), user_id or null,
+                 watch_seconds or null], ...]}
+
+and carries the header ``events`` (its event count, so the bridge sizes batches without
+decoding). A *single-event record* is the object of ``WireEvent.to_json``: older producers,
+the seed's Kafka sink, and dead letters (each keeps one event in this shape, so a replay
+needs no envelope). The worker reads both.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
+
+RECORD_VERSION = 2
+EVENTS_HEADER = "events"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
 
 # Namespace for per-user dedupe keys: uuid5(namespace, "user|video|type|bucket").
 DEDUPE_NAMESPACE = uuid.UUID("6f1b7c1e-3f5a-4c53-9a43-2b7f0d8e9c11")
@@ -64,6 +83,27 @@ class WireEvent:
         return uuid.uuid5(DEDUPE_NAMESPACE, f"{self.user_id}|{self.video_id}|{self.type}|{window_seconds}|{bucket}")
 
 
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (a float timestamp rounds some of them)."""
+    return (moment - _EPOCH) // _MICRO
+
+
+def record_encode(*, events: Sequence[WireEvent], request_id: str, accepted_at: datetime) -> bytes:
+    """One request record: events of one request, for one partition."""
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "request_id": request_id,
+            "accepted_at": epoch_us(accepted_at) // 1000,
+            "events": [
+                [str(e.event_id), e.video_id, e.type, epoch_us(e.occurred_at), e.user_id, e.watch_seconds]
+                for e in events
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
 def event_units(*, event_type: str, watch_seconds: float | None, duration_seconds: int) -> float:
     """Units an event counts (SPEC section 3): a watch counts its completion ratio, anything else 1."""
     if event_type == "watch":
@@ -81,11 +121,82 @@ def _aware_datetime(value: object) -> datetime | None:
         return None
 
 
+# An event of a record, or why it can never count, with the text a dead letter keeps of it:
+# None for a request record's valid event, whose text is its ``to_json()`` (made only if it dies).
+Parsed = tuple[str | None, WireEvent | WireError]
+
+
+def record_parse(raw: str | bytes) -> list[Parsed]:
+    """Every event of a record of either shape. Never raises: a record that is not even an
+    envelope is one dead entry holding the whole text."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        body = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return [(text, WireError("not JSON", "not_json"))]
+    if not (isinstance(body, dict) and body.get("v") == RECORD_VERSION):
+        try:
+            return [(text, _event_of(body))]
+        except WireError as exc:
+            return [(text, exc)]
+    items = body.get("events")
+    if not isinstance(items, list):
+        return [(text, WireError("request record without an events list", "not_object"))]
+    shared = {"request_id": body.get("request_id"), "accepted_at": _epoch_ms_datetime(body.get("accepted_at"))}
+    parsed: list[Parsed] = []
+    for item in items:
+        try:
+            event = _event_of(_item_body(item), **shared)
+        except WireError as exc:
+            parsed.append((json.dumps(item, separators=(",", ":")), exc))
+        else:
+            parsed.append((None, event))
+    return parsed
+
+
+def dead_text(parsed: Parsed) -> str:
+    raw, event = parsed
+    if raw is not None or isinstance(event, WireError):
+        return raw or ""
+    return event.to_json().decode()
+
+
+def _item_body(item: object) -> dict[str, object]:
+    if not isinstance(item, list) or len(item) != 6:
+        raise WireError("a request record's event is not a list of 6 fields", "not_object")
+    event_id, video_id, event_type, occurred_us, user_id, watch = item
+    if not isinstance(occurred_us, int) or isinstance(occurred_us, bool):
+        raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
+    try:
+        occurred = _EPOCH + occurred_us * _MICRO
+    except OverflowError:
+        raise WireError("missing or invalid occurred_at", "invalid_occurred_at") from None
+    return {
+        "event_id": event_id, "video_id": video_id, "type": event_type, "occurred_at": occurred,
+        "user_id": user_id, "watch_seconds": watch,
+    }  # fmt: skip
+
+
+def _epoch_ms_datetime(value: object) -> datetime | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    try:
+        return _EPOCH + value * 1000 * _MICRO
+    except OverflowError:
+        return None
+
+
 def wire_parse(raw: str | bytes) -> WireEvent:
+    """A single-event record; raises WireError."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise WireError("not JSON", "not_json") from None
+    return _event_of(body)
+
+
+def _event_of(body: object, **shared: object) -> WireEvent:
+    """The checks of a single event; ``shared`` holds a request record's request_id and accepted_at."""
     if not isinstance(body, dict):
         raise WireError("not a JSON object", "not_object")
     try:
@@ -98,7 +209,9 @@ def wire_parse(raw: str | bytes) -> WireEvent:
     event_type = body.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise WireError("missing or invalid type", "invalid_type")
-    occurred = _aware_datetime(body.get("occurred_at"))
+    occurred = body.get("occurred_at")
+    if not isinstance(occurred, datetime):
+        occurred = _aware_datetime(occurred)
     if occurred is None:
         raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
     watch = body.get("watch_seconds")
@@ -112,6 +225,10 @@ def wire_parse(raw: str | bytes) -> WireEvent:
         if watch is None or not math.isfinite(watch) or watch < 0:
             raise WireError("invalid watch_seconds", "invalid_watch_seconds")
     user = body.get("user_id")
+    if shared:
+        request_id, accepted = shared["request_id"], shared["accepted_at"]
+    else:
+        request_id, accepted = body.get("request_id"), _aware_datetime(body.get("accepted_at"))
     return WireEvent(
         event_id=event_id,
         video_id=video_id,
@@ -119,7 +236,7 @@ def wire_parse(raw: str | bytes) -> WireEvent:
         occurred_at=occurred,
         user_id=str(user) if user not in (None, "") else None,
         watch_seconds=watch,
-        request_id=str(body["request_id"]) if body.get("request_id") else None,
+        request_id=str(request_id) if request_id else None,
         # Only a measurement: a message without it, or with one unreadable, still counts.
-        accepted_at=_aware_datetime(body.get("accepted_at")),
+        accepted_at=accepted if isinstance(accepted, datetime) else None,
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.db import DatabaseError
 
+from events.wire import EVENTS_HEADER
 from scoring import tasks
 from scoring.ledger import batch_mark_unqueued, batch_store
 
@@ -28,16 +29,33 @@ class Record(Protocol):
     partition: int
     offset: int
     value: bytes | None
+    headers: Sequence[tuple[str, bytes]] | None
+
+
+def record_events(record: Record) -> int:
+    """Events in a record: a request record says how many in a header; anything else is one."""
+    for name, value in record.headers or ():
+        if name == EVENTS_HEADER:
+            try:
+                return max(int(value), 1)
+            except ValueError:
+                return 1
+    return 1
 
 
 @dataclass
 class Buffer:
-    """Messages polled but not yet handed on, with the offsets to commit after."""
+    """Messages polled but not yet handed on, with the offsets to commit after.
+
+    ``max_size`` counts events, not records: a request record carries up to a request's
+    worth of events and is never split, so a batch may exceed it by less than one record.
+    """
 
     max_size: int
     max_wait_s: float
     clock: Callable[[], float] = time.monotonic
     messages: list[list[Any]] = field(default_factory=list)
+    events: int = 0
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # for the lag: not handed on yet
     first_at: float | None = None
@@ -47,19 +65,21 @@ class Buffer:
             self.first_at = self.clock()
         raw = record.value.decode("utf-8", errors="replace") if record.value is not None else ""
         self.messages.append([record.partition, record.offset, raw])
+        self.events += record_events(record)
         self.next_offsets[(record.topic, record.partition)] = record.offset + 1
         self.first_offsets.setdefault((record.topic, record.partition), record.offset)
 
     def due(self) -> bool:
         if not self.messages:
             return False
-        if len(self.messages) >= self.max_size:
+        if self.events >= self.max_size:
             return True
         return self.first_at is not None and self.clock() - self.first_at >= self.max_wait_s
 
     def take(self) -> tuple[list[list[Any]], dict[tuple[str, int], int]]:
         messages, offsets = self.messages, self.next_offsets
         self.messages, self.next_offsets, self.first_offsets, self.first_at = [], {}, {}, None
+        self.events = 0
         return messages, offsets
 
 

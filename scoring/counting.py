@@ -16,13 +16,13 @@ from django.conf import settings
 from django.db import connection
 
 from events.selectors import event_types_by_name
-from events.wire import WireError, WireEvent, event_units, wire_parse
+from events.wire import Parsed, WireError, WireEvent, dead_text, event_units, record_parse
 from leaderboard.keys import scope_for
 from leaderboard.windows import epoch, hour_floor, hour_window_start, minute_floor, window_mask
 from scoring.partitions import seen_partition_ensure, seen_period
 from videos.selectors import VideoFacts, video_facts
 
-Message = Sequence[Any]  # [partition, offset, raw value]
+Message = Sequence[Any]  # [partition, offset, raw value]: a record of either shape (events.wire)
 DeadRow = tuple[Any, Any, str, str, str]  # partition, offset, raw, reason, reason code (events.wire.WireError)
 
 
@@ -30,6 +30,7 @@ DeadRow = tuple[Any, Any, str, str, str]  # partition, offset, raw, reason, reas
 class Counted:
     deltas: dict[str, list[list[float | int]]] = field(default_factory=dict)  # scope -> deltas
     dead: list[DeadRow] = field(default_factory=list)
+    received: int = 0  # events in the batch's records, dead ones included
     counted: int = 0
     request_ids: list[str] = field(default_factory=list)  # lets a log line follow an event from the API
     # Counted events by acceptance at the API, in epoch ms (events of one request share it):
@@ -41,26 +42,26 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     """Inside the batch transaction: dedupe, upsert counters, return Redis deltas and dead letters."""
     types = event_types_by_name()
     out = Counted()
-    parsed: list[tuple[Message, WireEvent]] = []
-    for message in messages:
-        part, off, raw = message
-        try:
-            event = wire_parse(str(raw))
-            if event.type not in types:
-                raise WireError(f"unknown event type {event.type!r}", "unknown_event_type")
-        except WireError as exc:
-            out.dead.append((part, off, str(raw), str(exc), exc.code))
-            continue
-        parsed.append((message, event))
-    out.request_ids = sorted({e.request_id for _, e in parsed if e.request_id})
+    parsed: list[tuple[Any, Any, Parsed, WireEvent]] = []
+    for part, off, raw in messages:
+        for entry in record_parse(str(raw)):
+            event = entry[1]
+            if isinstance(event, WireEvent) and event.type not in types:
+                event = WireError(f"unknown event type {event.type!r}", "unknown_event_type")
+            if isinstance(event, WireError):
+                out.dead.append((part, off, dead_text(entry), str(event), event.code))
+            else:
+                parsed.append((part, off, entry, event))
+    out.received = len(parsed) + len(out.dead)
+    out.request_ids = sorted({e.request_id for *_, e in parsed if e.request_id})
 
     # Read after the caller took the window lock: a status or category change (which takes it
     # exclusively, scoring.moves) is then wholly before or wholly after this batch.
-    facts = video_facts(video_ids={e.video_id for _, e in parsed}) if parsed else {}
+    facts = video_facts(video_ids={e.video_id for *_, e in parsed}) if parsed else {}
     events: list[WireEvent] = []
-    for (part, off, raw), event in parsed:
+    for part, off, entry, event in parsed:
         if event.video_id not in facts:
-            out.dead.append((part, off, str(raw), f"unknown video {event.video_id}", "unknown_video"))
+            out.dead.append((part, off, dead_text(entry), f"unknown video {event.video_id}", "unknown_video"))
         else:
             events.append(event)
 

@@ -108,8 +108,8 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
         payload = batch.payload or {}
         topic = str(payload.get("topic", ""))
         messages = payload.get("messages", [])
-        outcome.received = len(messages)
         counted = messages_count(messages=messages, anchor=window_anchor_locked(exclusive=False))
+        outcome.received = counted.received
         deltas = counted.deltas
         accepted = [[ms, n] for ms, n in sorted(counted.accepted.items())]
         outcome.counted, outcome.request_ids = counted.counted, counted.request_ids

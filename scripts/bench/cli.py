@@ -46,7 +46,7 @@ from .ours import in_process_reads, leaderboard_stream, redis_stage_run
 from .plot import plot
 from .reads import http_load, reads_run, wrk_available
 from .reindex import reindex_run
-from .report import doc_results, doc_update, fmt_runs, print_table
+from .report import doc_results, doc_update, fmt_runs, print_ingest, print_table
 from .servers import (
     Service,
     bench_stack,
@@ -63,6 +63,7 @@ from .util import free_port, median_of, say
 @dataclass
 class Bench:
     profile: Profile
+    ingest_only: bool = False
     env: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
     port: int = 0
@@ -196,6 +197,8 @@ class Bench:
                 f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}")  # fmt: skip
             ingest.append(r)
         self.results["ingest"] = {"runs": ingest, "median": median_of(ingest)}
+        if self.ingest_only:
+            return self.results
 
         stage(
             "freshness",
@@ -312,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", action="store_true",
                         help="only one ranking scope's capacity through the apply script, on a private Valkey "
                         "(100,000 and 1,000,000 members; scripts/bench/scope.py)")  # fmt: skip
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stop after the ingest stage and print its rate and CPU per component (implies --no-doc)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.scope:
         from .scope import print_scope, scope_run
@@ -319,11 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         say("==> one scope's capacity (deltas through deltas_apply on a private Valkey)")
         print_scope(scope_run(seconds=3.0 if args.quick else 10.0))
         return 0
-    runner = Bench(profile=QUICK if args.quick else FULL)
+    runner = Bench(profile=QUICK if args.quick else FULL, ingest_only=args.ingest_only)
     try:
         results = runner.run()
     finally:
         runner.close()
+    if args.ingest_only:
+        print_ingest(results)
+        return 0
     print_table(results)
     if not args.no_doc:
         doc_update(results)

@@ -325,7 +325,14 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"{'Goal (SPEC §12)':<{width}}  {'Measured':>12}  {'Goal':<{goal_w}}  Verdict")
     for metric, value, goal, verdict in rows:
         print(f"{metric:<{width}}  {value:>12}  {goal:<{goal_w}}  {verdict.replace('*', '')}")
+    print_ingest(res)
+
+
+def print_ingest(res: dict[str, Any]) -> None:
+    """The ingest stage's CPU per component (all a ``--ingest-only`` run prints, its rate first)."""
     ing = res.get("ingest", {}).get("median")
+    if ing and "reads" not in res:
+        print(f"\nIngest end to end: {ing['end_to_end_per_s']:,.0f} events/s; {ing['accepted_per_s']:,.0f} accepted/s")
     if ing:
         cpu = cpu_rows(ing)
         width = max(len(r[0]) for r in cpu)

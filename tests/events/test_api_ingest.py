@@ -19,10 +19,12 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from core import kafka as events_kafka
+from core.kafka import key_partition
 from core.redis import redis_client
 from events.ingest import api_key_create
 from events.models import ApiKey, EventType
 from events.selectors import api_key_cache_clear, event_type_names_cache_clear
+from events.wire import EVENTS_HEADER, WireEvent, record_parse
 from leaderboard import keys as rk
 from scoring.catalog_sync import video_cache_sync
 
@@ -58,24 +60,39 @@ class Topic:
     def end_offsets(self) -> dict[int, int]:
         return {tp.partition: off for tp, off in self.consumer.end_offsets(self.partitions).items()}
 
-    def read_ids(
-        self, offsets: dict[int, int], event_ids: Iterable[str], *, timeout_s: float = 10
-    ) -> dict[str, list[tuple[bytes, dict]]]:
-        """Messages appended after ``offsets`` that carry ``event_ids``: id -> [(key, body)]."""
-        wanted = set(event_ids)
+    def records(self, offsets: dict[int, int], *, timeout_s: float = 10, until: Any = None) -> list[Any]:
+        """Records appended after ``offsets``, read until the end (and ``until(records)`` holds)."""
         for tp in self.partitions:
             self.consumer.seek(tp, offsets.get(tp.partition, 0))
-        found: dict[str, list[tuple[bytes, dict]]] = {}
+        found: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for records in self.consumer.poll(timeout_ms=200).values():
-                for r in records:
-                    body = json.loads(r.value)
-                    if body.get("event_id") in wanted:
-                        found.setdefault(body["event_id"], []).append((r.key, body))
-            if set(found) == wanted and self._at_end():
+                found += records
+            if (until is None or until(found)) and self._at_end():
                 break
         return found
+
+    def read_ids(
+        self, offsets: dict[int, int], event_ids: Iterable[str], *, timeout_s: float = 10
+    ) -> dict[str, list[tuple[int, dict]]]:
+        """Events appended after ``offsets`` with these ids: id -> [(partition, event as a single-event body)]."""
+        wanted = set(event_ids)
+
+        def carried(records: list[Any]) -> dict[str, list[tuple[int, dict]]]:
+            found: dict[str, list[tuple[int, dict]]] = {}
+            for r in records:
+                for _, event in record_parse(r.value):
+                    assert isinstance(event, WireEvent), event
+                    if str(event.event_id) in wanted:
+                        found.setdefault(str(event.event_id), []).append((r.partition, json.loads(event.to_json())))
+            return found
+
+        return carried(self.records(offsets, timeout_s=timeout_s, until=lambda rs: set(carried(rs)) == wanted))
+
+    def partition_of(self, video_id: int) -> int:
+        """Where the producer puts a video's events: the partition a record keyed by its id would go to."""
+        return key_partition(str(video_id).encode(), tuple(tp.partition for tp in self.partitions))
 
     def _at_end(self) -> bool:
         ends = self.consumer.end_offsets(self.partitions)
@@ -144,7 +161,7 @@ def test_url_name() -> None:
     assert reverse("events-ingest") == URL
 
 
-def test_single_event_is_produced_keyed_by_video(post: Callable[..., Any], video: Any, topic: Topic) -> None:
+def test_single_event_is_produced_on_its_videos_partition(post: Callable[..., Any], video: Any, topic: Topic) -> None:
     before = topic.end_offsets()
     event_id = str(uuid.uuid4())
 
@@ -156,8 +173,8 @@ def test_single_event_is_produced_keyed_by_video(post: Callable[..., Any], video
     assert response.status_code == 202, response.content
     assert response.json() == {"accepted": 1, "event_ids": [event_id]}
     assert response["X-Request-ID"] == "req-abc.1"
-    [(key, message)] = topic.read_ids(before, [event_id])[event_id]
-    assert key == str(video.id).encode()
+    [(partition, message)] = topic.read_ids(before, [event_id])[event_id]
+    assert partition == topic.partition_of(video.id)
     assert message["event_id"] == event_id
     assert message["video_id"] == video.id
     assert message["type"] == "view"
@@ -201,12 +218,48 @@ def test_batch_is_produced_in_order_with_server_assigned_ids(
     got = topic.read_ids(before, ids)
     assert set(got) == set(ids)
     for event_id, source in zip(ids, videos, strict=True):
-        [(key, message)] = got[event_id]
-        assert key == str(source.id).encode()
+        [(partition, message)] = got[event_id]
+        assert partition == topic.partition_of(source.id)
         assert message["request_id"] == rid
     assert got[ids[1]][0][1]["watch_seconds"] == 42.5
     # A naive timestamp is read as UTC.
     assert got[ids[2]][0][1]["occurred_at"] == events[2]["occurred_at"] + "+00:00"
+
+
+def test_a_request_is_one_record_per_partition_with_its_event_count(
+    post: Callable[..., Any], make_video: Callable[..., Any], topic: Topic
+) -> None:
+    videos = [make_video() for _ in range(12)]
+    video_cache_sync(video_ids=[v.id for v in videos])
+    events = [{"video_id": v.id, "type": kind} for kind in ("view", "like") for v in videos]
+    before = topic.end_offsets()
+
+    response = post({"events": events})
+
+    assert response.status_code == 202, response.content
+    ids = response.json()["event_ids"]
+    records = topic.records(before, until=lambda rs: sum(len(record_parse(r.value)) for r in rs) >= len(ids))
+    by_partition: dict[int, list[str]] = {}
+    for record in records:
+        carried = [str(event.event_id) for _, event in record_parse(record.value)]  # type: ignore[union-attr]
+        assert dict(record.headers)[EVENTS_HEADER] == str(len(carried)).encode()  # the bridge sizes batches by it
+        assert record.partition not in by_partition  # one record per partition per request
+        by_partition[record.partition] = carried
+    expected: dict[int, list[str]] = {}
+    for event, event_id in zip(events, ids, strict=True):
+        expected.setdefault(topic.partition_of(event["video_id"]), []).append(event_id)
+    assert by_partition == expected  # each video's partition, in request order
+    assert len(by_partition) > 1
+
+
+def test_a_videos_partition_is_the_one_a_record_keyed_by_its_id_goes_to(topic: Topic) -> None:
+    """Records produced before request records existed were keyed by the video id: a video's
+    events of both kinds land on one partition, so they are counted in order."""
+    prod = events_kafka.producer()
+    for video_id in (1, 7, 42, 1234567, 2**40):
+        value = WireEvent(event_id=uuid.uuid4(), video_id=video_id, type="view", occurred_at=timezone.now()).to_json()
+        sent = prod.send(topic.name, key=str(video_id).encode(), value=value).get(timeout=10)
+        assert sent.partition == topic.partition_of(video_id)
 
 
 def test_x_api_key_header_and_cold_cache(client: Any, raw_key: str, make_video: Callable[..., Any]) -> None:
@@ -393,8 +446,8 @@ def test_event_id_repeated_in_one_request_is_accepted_and_produced_once(
     assert ids[3] not in {dup, other} and uuid.UUID(ids[3]).version == 4
     got = topic.read_ids(before, {dup, other, ids[3]})
     assert {event_id: len(messages) for event_id, messages in got.items()} == {dup: 1, other: 1, ids[3]: 1}
-    [(key, message)] = got[dup]
-    assert (key, message["video_id"], message["type"]) == (str(first.id).encode(), first.id, "like")
+    [(partition, message)] = got[dup]
+    assert (partition, message["video_id"], message["type"]) == (topic.partition_of(first.id), first.id, "like")
 
 
 def test_hidden_video_in_redis_is_rejected_even_if_the_database_would_allow_it(

@@ -6,7 +6,7 @@ import json
 import socket
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from core import metrics
 from events.ingest import api_key_create
 from events.producer import events_produce
-from events.wire import WireEvent
+from events.wire import EVENTS_HEADER, WireEvent
 from rankings.selectors import ranking_top
 from scoring.bridge import Buffer, hand_off
 from scoring.models import Batch, HourlyCounter
@@ -37,6 +37,7 @@ class FakeRecord:
     partition: int
     offset: int
     value: bytes | None
+    headers: Sequence[tuple[str, bytes]] | None = None
 
 
 class Clock:
@@ -59,6 +60,19 @@ def test_buffer_is_due_when_full() -> None:
     assert [m[:2] for m in messages] == [[0, 0], [0, 1], [1, 7]]
     assert offsets == {("t", 0): 2, ("t", 1): 8}  # commit = next offset to read
     assert not buffer.due() and buffer.messages == [] and buffer.first_offsets == {}
+
+
+def test_buffer_counts_the_events_a_request_record_carries() -> None:
+    buffer = Buffer(max_size=500, max_wait_s=10)
+    buffer.add(FakeRecord("t", 0, 0, b"{}", [(EVENTS_HEADER, b"300")]))
+    assert buffer.events == 300 and not buffer.due()
+    buffer.add(FakeRecord("t", 0, 1, b"{}"))  # a single-event record (no header) is one event
+    buffer.add(FakeRecord("t", 1, 0, b"{}", [(EVENTS_HEADER, b"junk")]))  # an unreadable count is one too
+    assert buffer.events == 302 and not buffer.due()
+    buffer.add(FakeRecord("t", 1, 1, b"{}", [(EVENTS_HEADER, b"250")]))
+    assert buffer.due()  # 552 events: a record is never split, so a batch may pass max_size by one record
+    messages, _ = buffer.take()
+    assert len(messages) == 4 and buffer.events == 0
 
 
 def test_buffer_is_due_after_max_wait_even_if_small() -> None:
@@ -114,6 +128,10 @@ def event(video_id: int, type_: str = "like") -> WireEvent:
     return WireEvent(event_id=uuid.uuid4(), video_id=video_id, type=type_, occurred_at=timezone.now())
 
 
+def produce(events: list[WireEvent]) -> None:
+    events_produce(events=events, request_id=f"test-{uuid.uuid4().hex[:8]}", accepted_at=timezone.now())
+
+
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_events_reach_the_rankings_through_bridge_and_worker_and_offsets_are_committed(
@@ -123,14 +141,14 @@ def test_events_reach_the_rankings_through_bridge_and_worker_and_offsets_are_com
     videos = [make_video() for _ in range(3)]
     group = f"bridge-{uuid.uuid4().hex[:8]}"
     with running(bridge(tmp_path, group=group), worker(tmp_path)) as (br, _wk):
-        events_produce(events=[event(videos[0].id, "share")])
+        produce([event(videos[0].id, "share")])
 
         def ranked() -> dict[int, float]:
             return {e.video["id"]: e.score for e in ranking_top(window="day").results}
 
         # The first batch also waits for the consumer group to form.
         assert wait_for(lambda: ranked() == {videos[0].id: 50.0}, timeout=60), br.output()[-3000:]
-        events_produce(events=[event(v.id) for v in videos] + [event(videos[2].id, "comment")])
+        produce([event(v.id) for v in videos] + [event(videos[2].id, "comment")])
         assert wait_for(lambda: ranked() == {videos[0].id: 55.0, videos[2].id: 15.0, videos[1].id: 5.0}, timeout=1.0)
         assert br.stop() == 0
         assert "bridge stopped" in br.output()
@@ -150,7 +168,7 @@ def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_pa
         assert wait_for(
             lambda: "assigned partitions" in one.output() and "assigned partitions" in two.output(), timeout=60
         ), one.output()[-2000:] + two.output()[-2000:]
-        events_produce(events=[event(video.id) for _ in range(40)])
+        produce([event(video.id) for _ in range(40)])
         assert wait_for(lambda: [e.score for e in ranking_top(window="all").results] == [200.0], timeout=30), (
             [e.score for e in ranking_top(window="all").results],
             one.output()[-1500:],
@@ -226,7 +244,7 @@ def test_the_bridge_keeps_reporting_lag_per_partition_while_postgres_is_down(
     with running(Proc("bridge", argv, tmp_path, process_env(DATABASE_URL=dead))) as (br,):
         assert wait_for(lambda: "assigned partitions" in br.output(), timeout=60), br.output()[-2000:]
         for video in videos * 3:  # one produce request per event: Tansu reports exact end offsets then
-            events_produce(events=[event(video.id)])
+            produce([event(video.id)])
         assert wait_for(lambda: "Postgres unavailable" in br.output(), timeout=30), br.output()[-2000:]
 
         def lag() -> dict[str, float]:

@@ -36,7 +36,9 @@ class Command(BaseCommand):
     help = "Consume the events topic and hand batches to Celery (commits offsets after hand-off)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=500, help="max messages per batch")
+        parser.add_argument(
+            "--batch-size", type=int, default=500, help="events per batch (a request record is never split)"
+        )
         parser.add_argument("--max-wait-ms", type=int, default=100, help="max age of a partial batch")
         parser.add_argument("--lag-every-s", type=float, default=10.0, help="how often to log consumer lag")
         parser.add_argument("--group", default=settings.KAFKA_CONSUMER_GROUP)
@@ -83,6 +85,9 @@ class Command(BaseCommand):
         for batch in records.values():
             for record in batch:
                 self.buffer.add(record)
+                # One poll may bring many request records: hand them on a batch at a time.
+                if self.buffer.events >= self.buffer.max_size:
+                    self.flush(reason="due")
 
     def flush(self, *, reason: str) -> None:
         if not self.buffer.messages:
@@ -108,7 +113,7 @@ class Command(BaseCommand):
         except KafkaError:
             # The batch is stored; a re-read after a failed commit is deduped downstream.
             logger.warning("offset commit failed after batch %s", batch_id, exc_info=True)
-        logger.debug("handed off batch %s (%d messages, %s)", batch_id, len(messages), reason)
+        logger.debug("handed off batch %s (%d records, %s)", batch_id, len(messages), reason)
 
     def lag_report_if_due(self) -> None:
         if time.monotonic() >= self.next_lag:

@@ -1,0 +1,57 @@
+"""Request records: what the API produces, and how the worker reads them back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from events.wire import WireError, WireEvent, dead_text, epoch_us, record_encode, record_parse, wire_parse
+
+ACCEPTED = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def wire_event(video_id: int, **changes: object) -> WireEvent:
+    fields: dict[str, object] = {
+        "event_id": uuid.uuid4(),
+        "video_id": video_id,
+        "type": "view",
+        "occurred_at": datetime(2026, 3, 1, 11, 59, 59, 999999, tzinfo=UTC),
+        "user_id": "u-1",
+        "request_id": "req-1",
+        "accepted_at": ACCEPTED,
+        **changes,
+    }
+    return WireEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_a_request_record_reads_back_as_the_events_that_were_sent() -> None:
+    sent = [wire_event(1), wire_event(2, type="watch", watch_seconds=12.5, user_id=None), wire_event(3, user_id="")]
+    parsed = record_parse(record_encode(events=sent, request_id="req-1", accepted_at=ACCEPTED))
+    got = [event for _, event in parsed]
+    # The microsecond of occurred_at survives (it decides the minute and the dedupe bucket);
+    # an empty user id is no user, as in a single-event record.
+    assert got == [sent[0], sent[1], wire_event(3, event_id=sent[2].event_id, user_id=None)]
+
+
+def test_a_dead_event_of_a_request_record_keeps_a_single_event_text_that_reads_back() -> None:
+    good = wire_event(7)
+    raw = record_encode(events=[good], request_id="req-1", accepted_at=ACCEPTED)
+    body = json.loads(raw)
+    body["events"].append(["not-a-uuid", 7, "view", epoch_us(ACCEPTED), None, None])
+    body["events"].append(["6b0f6c2e-8a3e-4b8e-9a59-2d1f0c7a9e11", 7, "view", "yesterday", None, None])
+    parsed = record_parse(json.dumps(body))
+    assert [type(event) for _, event in parsed] == [WireEvent, WireError, WireError]
+    assert [event.code for _, event in parsed[1:]] == ["invalid_event_id", "invalid_occurred_at"]  # type: ignore[union-attr]
+    # A valid event that dies later (its video was deleted) is kept as a single-event record:
+    # a replay reads it as it was, its request id and acceptance time included.
+    assert wire_parse(dead_text(parsed[0])) == good
+    assert json.loads(dead_text(parsed[1]))[0] == "not-a-uuid"
+
+
+def test_single_event_records_and_broken_envelopes_still_read() -> None:
+    single = wire_event(5)
+    assert record_parse(single.to_json()) == [(single.to_json().decode(), single)]
+    for raw in (b"\xff not json", "[1, 2]", '{"v": 2, "events": "nope"}'):
+        [(text, event)] = record_parse(raw)
+        assert isinstance(event, WireError) and text
