@@ -15,6 +15,7 @@ needs no envelope). The worker reads both.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -75,12 +76,22 @@ class WireEvent:
             body["accepted_at"] = self.accepted_at.isoformat()
         return json.dumps(body, separators=(",", ":")).encode()
 
-    def dedupe_key(self, window_seconds: int) -> uuid.UUID | None:
-        """Key shared by this user's events of this type on this video in one window bucket."""
+    def dedupe_key(self, window_seconds: int) -> str | None:
+        """Key shared by this user's events of this type on this video in one window bucket:
+        ``uuid5(DEDUPE_NAMESPACE, "user|video|type|window|bucket")`` as canonical text."""
         if window_seconds <= 0 or not self.user_id:
             return None
         bucket = int(self.occurred_at.timestamp()) // window_seconds
-        return uuid.uuid5(DEDUPE_NAMESPACE, f"{self.user_id}|{self.video_id}|{self.type}|{window_seconds}|{bucket}")
+        return uuid5_text(f"{self.user_id}|{self.video_id}|{self.type}|{window_seconds}|{bucket}")
+
+
+def uuid5_text(name: str, namespace: uuid.UUID = DEDUPE_NAMESPACE) -> str:
+    """``str(uuid.uuid5(namespace, name))`` without the UUID object: the worker makes one per event."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def epoch_us(moment: datetime) -> int:

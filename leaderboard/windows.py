@@ -18,6 +18,7 @@ Buckets after M (events up to 5 minutes in the future) belong to every window.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 WINDOWS: tuple[str, ...] = ("hour", "day", "week", "all", "trending", "rising")
 # A delta's window mask: bit i set means the bucket counts in WINDOWS[i] (the Lua scripts read the same
@@ -73,6 +74,7 @@ def window_start(window: str, anchor: datetime) -> datetime | None:
     return None if hours is None else hour_floor(anchor) - (hours - 1) * HOUR
 
 
+@lru_cache(maxsize=4096)  # every delta of a batch asks, for a few distinct minutes
 def window_mask(minute: datetime, anchor: datetime) -> int:
     """The windows an event of minute bucket ``minute`` counts in, anchored at minute ``anchor``."""
     mask = WINDOW_BITS["all"] | WINDOW_BITS["trending"]

@@ -69,8 +69,7 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     # object (psycopg2's adapter) and back cost more than the rest of the dedupe.
     keys: list[tuple[str, str | None]] = []
     for e in events:
-        bucket = e.dedupe_key(types[e.type].dedupe_window_seconds)
-        keys.append((str(e.event_id), None if bucket is None else str(bucket)))
+        keys.append((str(e.event_id), e.dedupe_key(types[e.type].dedupe_window_seconds)))
     fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}), anchor=anchor)
 
     claimed: set[str] = set()
@@ -146,8 +145,9 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
     half_life = settings.RANKING_TRENDING_HALF_LIFE_S
     hourly: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     minutes: list[tuple[tuple[int, int, datetime], list[float]]] = []
+    hours: dict[datetime, datetime] = {}  # a batch holds few distinct minutes
     for (vid, type_id, minute), (events, units) in counters.items():
-        hour = hour_floor(minute)
+        hour = hours.get(minute) or hours.setdefault(minute, hour_floor(minute))
         row = hourly[(vid, type_id, hour)]
         row[0] += events
         row[1] += units
@@ -209,11 +209,15 @@ def scopes_route(
     """(video, bucket, window mask, score) -> deltas per scope: a published video's go to the global
     scope and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
     deltas: dict[str, list[list[float | int]]] = defaultdict(list)
+    epochs: dict[datetime, int] = {}  # few distinct buckets per batch
     for vid, bucket, mask, score in entries:
         video = facts.get(vid)
         if score == 0 or video is None or not video.published:
             continue
-        delta: list[float | int] = [vid, epoch(bucket), mask, score]
+        seconds = epochs.get(bucket)
+        if seconds is None:
+            seconds = epochs[bucket] = epoch(bucket)
+        delta: list[float | int] = [vid, seconds, mask, score]
         deltas[scope_for(None)].append(delta)
         deltas[scope_for(video.category_id)].append(delta)
     return dict(deltas)

@@ -11,12 +11,20 @@ from django.utils import timezone
 
 from scoring.partitions import batch_partition_ensure
 
+# Every counted event inserts or updates a counter row, so whatever a row costs is paid per event.
+# The foreign keys have no index of their own: the unique (video, type, bucket) index serves
+# lookups by video (a video's history, the delete cascade), and nothing reads by type alone but
+# deleting an event type, a rare operator action that may scan. Nor a database constraint: its
+# check locks the video's row for every counter row written. Rows are only written for videos read
+# under the window lock, whose removal (scoring.moves, ORM cascade) waits for that batch.
+_COUNTER_FK: dict[str, Any] = {"related_name": "+", "db_index": False, "db_constraint": False}
+
 
 class HourlyCounter(models.Model):
     """Source of truth for every score: events and units per (video, type, hour)."""
 
-    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, related_name="+")
-    event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, related_name="+")
+    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, **_COUNTER_FK)
+    event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, **_COUNTER_FK)
     hour = models.DateTimeField(help_text="Start of the UTC hour bucket.")
     events = models.BigIntegerField(default=0)
     units = models.FloatField(default=0)
@@ -41,8 +49,8 @@ class MinuteCounter(models.Model):
     counters hold the same events for good, so older rows are simply deleted.
     """
 
-    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, related_name="+")
-    event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, related_name="+")
+    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, **_COUNTER_FK)
+    event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, **_COUNTER_FK)
     minute = models.DateTimeField(help_text="Start of the UTC minute bucket.")
     events = models.BigIntegerField(default=0)
     units = models.FloatField(default=0)

@@ -6,7 +6,16 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from events.wire import WireError, WireEvent, dead_text, epoch_us, record_encode, record_parse, wire_parse
+from events.wire import (
+    DEDUPE_NAMESPACE,
+    WireError,
+    WireEvent,
+    dead_text,
+    epoch_us,
+    record_encode,
+    record_parse,
+    wire_parse,
+)
 
 ACCEPTED = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -55,3 +64,14 @@ def test_single_event_records_and_broken_envelopes_still_read() -> None:
     for raw in (b"\xff not json", "[1, 2]", '{"v": 2, "events": "nope"}'):
         [(text, event)] = record_parse(raw)
         assert isinstance(event, WireError) and text
+
+
+def test_the_dedupe_key_is_the_uuid5_of_user_video_type_window_and_bucket() -> None:
+    # Claims already stored hold these keys: the text must never change.
+    for user in ("u-1", "fan-\U0001f600", "x" * 128):
+        event = wire_event(42, user_id=user, type="like")
+        bucket = int(event.occurred_at.timestamp()) // 1800
+        expected = uuid.uuid5(DEDUPE_NAMESPACE, f"{user}|42|like|1800|{bucket}")
+        assert event.dedupe_key(1800) == str(expected)
+    assert wire_event(42, user_id=None).dedupe_key(1800) is None
+    assert wire_event(42).dedupe_key(0) is None
