@@ -6,7 +6,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -87,11 +86,25 @@ def topic_partitions(*, topic: str) -> list[int]:
     return sorted(partitions)
 
 
-@lru_cache(maxsize=1_000_000)
+_partition_of_key: dict[bytes, int] = {}
+_partitions_cached: tuple[int, ...] = ()
+_PARTITION_CACHE_SIZE = 1_000_000
+
+
 def key_partition(key: bytes, partitions: tuple[int, ...]) -> int:
     """The partition kafka-python's default partitioner (murmur2, as the Java client's) picks for
-    ``key`` among the topic's sorted partitions; cached, since it computes the hash in Python."""
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    ``key`` among the topic's sorted partitions. Cached: kafka-python computes the hash in Python,
+    and a request of 500 events asks 500 times."""
+    global _partitions_cached
+    if partitions != _partitions_cached:  # the topic grew: every answer may change
+        _partition_of_key.clear()
+        _partitions_cached = partitions
+    partition = _partition_of_key.get(key)
+    if partition is None:
+        if len(_partition_of_key) >= _PARTITION_CACHE_SIZE:
+            _partition_of_key.clear()
+        partition = _partition_of_key[key] = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    return partition
 
 
 def records_produce(*, topic: str, records: Sequence[Record]) -> None:
