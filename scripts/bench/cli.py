@@ -46,7 +46,7 @@ from .ours import in_process_reads, leaderboard_stream, redis_stage_run
 from .plot import plot
 from .reads import http_load, reads_run, wrk_available
 from .reindex import reindex_run
-from .report import doc_results, doc_update, fmt_runs, print_ingest, print_table
+from .report import doc_results, doc_update, fmt_runs, print_stage, print_table
 from .servers import (
     Service,
     bench_stack,
@@ -63,7 +63,7 @@ from .util import free_port, median_of, say
 @dataclass
 class Bench:
     profile: Profile
-    ingest_only: bool = False
+    only: str | None = None  # one load stage (ingest, freshness, reads) after the setup, no comparisons
     env: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
     port: int = 0
@@ -190,14 +190,14 @@ class Bench:
             f"({INGEST_CLIENTS} clients \u00d7 batches of {BATCH}, {prof.ingest_s:.0f} s per run, \u00d7{prof.runs})",
         )
         ingest = []
-        for i in range(prof.runs):
+        for i in range(0 if self.only in ("freshness", "reads") else prof.runs):
             r = ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS,
                            seconds=prof.ingest_s, cpu_pids=cpu_pids)  # fmt: skip
             say(f"  run {i + 1}: {r['end_to_end_per_s']:,.0f} events/s end to end, {r['accepted_per_s']:,.0f} "
                 f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}")  # fmt: skip
             ingest.append(r)
         self.results["ingest"] = {"runs": ingest, "median": median_of(ingest)}
-        if self.ingest_only:
+        if self.only == "ingest":
             return self.results
 
         stage(
@@ -205,7 +205,7 @@ class Bench:
             f"({FRESH_RATE:,.0f} events/s background, open loop, {prof.fresh_s:.0f} s per run, \u00d7{prof.runs})",
         )
         fresh = []
-        for i in range(prof.runs):
+        for i in range(0 if self.only == "reads" else prof.runs):
             r = freshness_run(port=self.port, api_key=self.api_key, traffic=traffic, probe_ids=probe_ids,
                               seconds=prof.fresh_s)  # fmt: skip
             say(
@@ -214,6 +214,8 @@ class Bench:
             )
             fresh.append(r)
         self.results["freshness"] = {"runs": fresh, "median": median_of(fresh)}
+        if self.only == "freshness":
+            return self.results
 
         stage(
             "reads",
@@ -236,6 +238,8 @@ class Bench:
                 f"p99 {r['video']['paced_p99_ms']:.1f} ms at {r['video']['paced_rps']:,.0f} req/s")  # fmt: skip
             reads.append(r)
         self.results["reads"] = {"runs": reads, "median": median_of(reads)}
+        if self.only == "reads":
+            return self.results
         ours_reads = median_of([in_process_reads(video_ids=ranked, samples=prof.reads_in_process)
                                 for _ in range(prof.runs)])  # fmt: skip
         self.stop_services()  # the comparisons run alone on the machine, as ours did
@@ -315,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", action="store_true",
                         help="only one ranking scope's capacity through the apply script, on a private Valkey "
                         "(100,000 and 1,000,000 members; scripts/bench/scope.py)")  # fmt: skip
-    parser.add_argument("--ingest-only", action="store_true",
-                        help="stop after the ingest stage and print its rate and CPU per component (implies --no-doc)")  # fmt: skip
+    parser.add_argument("--only", choices=["ingest", "freshness", "reads"],
+                        help="set up as usual, run this one load stage and print its figures; docs/ left alone")  # fmt: skip
     args = parser.parse_args(argv)
     if args.scope:
         from .scope import print_scope, scope_run
@@ -324,13 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         say("==> one scope's capacity (deltas through deltas_apply on a private Valkey)")
         print_scope(scope_run(seconds=3.0 if args.quick else 10.0))
         return 0
-    runner = Bench(profile=QUICK if args.quick else FULL, ingest_only=args.ingest_only)
+    runner = Bench(profile=QUICK if args.quick else FULL, only=args.only)
     try:
         results = runner.run()
     finally:
         runner.close()
-    if args.ingest_only:
-        print_ingest(results)
+    if args.only:
+        print_stage(results)
         return 0
     print_table(results)
     if not args.no_doc:

@@ -328,11 +328,27 @@ def print_table(res: dict[str, Any]) -> None:
     print_ingest(res)
 
 
-def print_ingest(res: dict[str, Any]) -> None:
-    """The ingest stage's CPU per component (all a ``--ingest-only`` run prints, its rate first)."""
+def print_stage(res: dict[str, Any]) -> None:
+    """What an ``--only`` run measured: its one stage's medians."""
     ing = res.get("ingest", {}).get("median")
-    if ing and "reads" not in res:
+    if ing:
         print(f"\nIngest end to end: {ing['end_to_end_per_s']:,.0f} events/s; {ing['accepted_per_s']:,.0f} accepted/s")
+        print_ingest(res)
+    fresh = res.get("freshness", {}).get("median")
+    if fresh:
+        print(f"\nFreshness: p50 {fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms "
+              f"at {fresh['background_per_s']:,.0f} events/s of background load")  # fmt: skip
+    reads = res.get("reads", {}).get("median")
+    if reads:
+        for name in ("top20", "video"):
+            r = reads[name]
+            print(f"\nReads, {name}: {r['max_rps']:,.0f} req/s max; p99 {r['paced_p99_ms']:.1f} ms "
+                  f"at {r['paced_rps']:,.0f} req/s, open loop")  # fmt: skip
+
+
+def print_ingest(res: dict[str, Any]) -> None:
+    """The ingest stage's CPU per component."""
+    ing = res.get("ingest", {}).get("median")
     if ing:
         cpu = cpu_rows(ing)
         width = max(len(r[0]) for r in cpu)

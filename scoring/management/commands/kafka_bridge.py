@@ -67,6 +67,9 @@ class Command(BaseCommand):
             session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 500),
             max_poll_records=opts["batch_size"],
+            # A fetch waits at most this long for records on the broker (kafka-python's default is 500 ms,
+            # which some brokers spend in full): a partial batch must still be handed on within max-wait.
+            fetch_max_wait_ms=max(min(opts["max_wait_ms"] // 2, 100), 1),
         )
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
         logger.info("bridge consuming %s as group %s", self.topic, opts["group"])
