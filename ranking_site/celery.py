@@ -2,7 +2,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ranking_site.settings.base")
 
@@ -24,3 +24,11 @@ def _db_connections_retire(task: Any = None, **kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_init.connect
+def _heap_settle(**kwargs: Any) -> None:
+    """Each pool process, once forked and set up (core.heap)."""
+    from core.heap import heap_settle
+
+    heap_settle()

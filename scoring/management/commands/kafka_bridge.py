@@ -13,6 +13,7 @@ from django.db import DatabaseError, close_old_connections
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
+from core.heap import heap_settle
 from core.kafka import topic_ensure
 from core.metrics import bridge_lag_record
 from scoring.bridge import Buffer, celery_enqueue, hand_off
@@ -72,6 +73,7 @@ class Command(BaseCommand):
             fetch_max_wait_ms=max(min(opts["max_wait_ms"] // 2, 100), 1),
         )
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        heap_settle()
         logger.info("bridge consuming %s as group %s", self.topic, opts["group"])
         self.lag_every_s = opts["lag_every_s"]
         self.next_lag = time.monotonic() + self.lag_every_s
