@@ -1,4 +1,5 @@
-"""Bulk writes for big loads: COPY, ids taken ahead from a sequence, truncation, statistics.
+"""Bulk writes for big loads: COPY, array parameters, ids taken ahead from a sequence, truncation,
+statistics.
 
 Core knows no app, so every function takes the table from its caller (the app that owns
 it passes ``Model._meta.db_table``): raw SQL still names only the caller's own tables.
@@ -64,6 +65,17 @@ def table_copy(
         if loaded is not None:
             loaded(done)
     return done
+
+
+def array_param(values: Iterable[object]) -> str:
+    """An array parameter as one array literal (``'{1,2,3}'``), for ``%s::<type>[]``.
+
+    psycopg2 sends a Python list as ``ARRAY[...]``, one expression per element, each adapted by
+    the driver and then parsed and planned by the server; a batch's arrays of thousands of
+    elements made that a tenth of the worker's and the server's time. The elements must need no
+    quoting: numbers, uuids and ISO-8601 timestamps (``datetime.isoformat``) qualify; text does not.
+    """
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def ids_reserve(*, table: str, count: int) -> list[int]:

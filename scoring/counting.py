@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from core.bulk import array_param
 from events.selectors import event_types_by_name
 from events.wire import Parsed, WireError, WireEvent, dead_text, event_units, record_parse
 from leaderboard.keys import scope_for
@@ -131,7 +132,7 @@ def _keys_claim(keys: list[str], *, anchor: datetime) -> set[str]:
             WHERE NOT EXISTS (SELECT 1 FROM scoring_seenevent s WHERE s.key = k AND s.period < %(period)s)
             ON CONFLICT (key, period) DO NOTHING RETURNING key::text
             """,
-            {"keys": keys, "period": period},
+            {"keys": array_param(keys), "period": period},
         )
         return {r[0] for r in cur.fetchall()}
 
@@ -167,12 +168,12 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
                 trend_units = scoring_hourlycounter.trend_units + EXCLUDED.trend_units
             """,
             [
-                [k[0] for k, _ in rows],
-                [k[1] for k, _ in rows],
-                [k[2] for k, _ in rows],
-                [int(v[0]) for _, v in rows],
-                [float(v[1]) for _, v in rows],
-                [float(v[2]) for _, v in rows],
+                array_param(k[0] for k, _ in rows),
+                array_param(k[1] for k, _ in rows),
+                array_param(k[2].isoformat() for k, _ in rows),
+                array_param(int(v[0]) for _, v in rows),
+                array_param(repr(float(v[1])) for _, v in rows),
+                array_param(repr(float(v[2])) for _, v in rows),
             ],
         )
         if not minutes:
@@ -187,11 +188,11 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
                 units = scoring_minutecounter.units + EXCLUDED.units
             """,
             [
-                [k[0] for k, _ in minutes],
-                [k[1] for k, _ in minutes],
-                [k[2] for k, _ in minutes],
-                [int(v[0]) for _, v in minutes],
-                [float(v[1]) for _, v in minutes],
+                array_param(k[0] for k, _ in minutes),
+                array_param(k[1] for k, _ in minutes),
+                array_param(k[2].isoformat() for k, _ in minutes),
+                array_param(int(v[0]) for _, v in minutes),
+                array_param(repr(float(v[1])) for _, v in minutes),
             ],
         )
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 
+from core.bulk import array_param
 from videos.models import Category, Video
 
 
@@ -82,11 +83,11 @@ class VideoFacts:
 
 def video_facts(*, video_ids: Collection[int]) -> dict[int, VideoFacts]:
     """Duration, status and category of each existing video among ``video_ids``."""
-    # Every batch asks for thousands of ids: one array parameter, not a parameter per id (``id__in``).
+    # Every batch asks for thousands of ids: one array literal, not a parameter per id (``id__in``).
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id, duration_seconds, status, category_id FROM {Video._meta.db_table} WHERE id = ANY(%s)",
-            [sorted(video_ids)],
+            f"SELECT id, duration_seconds, status, category_id FROM {Video._meta.db_table} WHERE id = ANY(%s::bigint[])",
+            [array_param(sorted(video_ids))],
         )
         return {vid: VideoFacts(duration, status, cid) for vid, duration, status, cid in cur.fetchall()}
 
