@@ -52,9 +52,13 @@ class Proc:
         return int(self.popen.returncode)
 
 
-def bridge(log_dir: Path, *, group: str, name: str = "bridge", max_wait_ms: int = 50) -> Proc:
+def bridge(
+    log_dir: Path, *, group: str, name: str = "bridge", max_wait_ms: int = 50, batch_size: int | None = None
+) -> Proc:
     argv = [sys.executable, "manage.py", "kafka_bridge", "--group", group, "--max-wait-ms", str(max_wait_ms),
             "--lag-every-s", "1"]  # fmt: skip
+    if batch_size is not None:
+        argv += ["--batch-size", str(batch_size)]
     return Proc(name, argv, log_dir, process_env())
 
 

@@ -179,6 +179,28 @@ def test_two_bridges_share_the_partitions(make_video: Callable[..., Any], tmp_pa
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
+def test_a_backlog_is_handed_on_in_batches_of_the_configured_size(
+    make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
+) -> None:
+    """Records waiting when the bridge starts come in one poll; they still go on a batch at a time."""
+    rankings_rebuild()
+    videos = [make_video() for _ in range(30)]
+    for _ in range(8):  # 8 requests of 60 events: request records of ~10 events on each of the partitions
+        produce([event(v.id, kind) for v in videos for kind in ("like", "view")])
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    with running(bridge(tmp_path, group=group, batch_size=100), worker(tmp_path)) as (br, wk):
+        assert wait_for(
+            lambda: sum(Batch.objects.filter(processed_at__isnull=False).values_list("counted", flat=True)) == 480,
+            timeout=60,
+        ), br.output()[-2000:] + wk.output()[-2000:]
+    sizes = sorted(Batch.objects.values_list("counted", flat=True))
+    largest_record = 60  # a request record is never split: a batch passes the size by less than one
+    assert len(sizes) >= 4 and max(sizes) < 100 + largest_record, sizes
+    assert {e.score for e in ranking_top(window="day", limit=100).results} == {6.0 * 8}  # a like 5, a view 1
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
 def test_event_id_repeated_in_one_request_counts_once_end_to_end(
     client: Any, make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
 ) -> None:
