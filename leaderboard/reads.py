@@ -1,6 +1,7 @@
 """Read primitives of the projection. Every list read is O(log N + page) in Redis on one
-scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP); the other
-lists take one round trip for the page and one for its metadata and previous ranks.
+scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's
+standings one Lua call per scope (leaderboard.lua.STANDINGS); the other lists take one round
+trip for the page and one for its metadata and previous ranks.
 Nothing here reads Postgres."""
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.utils import timezone
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import TOP, script
+from leaderboard.lua import STANDINGS, TOP, script
 from leaderboard.windows import WINDOWS
 
 
@@ -230,38 +232,41 @@ class Standing:
 
 def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     """The video's rank, score and percentile in every window, globally and in its category."""
-    client = redis_client()
-    member = rk.member(video_id)
-    scopes = [("global", None), ("category", category_id)]
-    keys = [(w, scope, rk.ranking_key(w, c)) for w in WINDOWS for scope, c in scopes]
-    pipe = client.pipeline(transaction=False)
-    for _, _, key in keys:
-        pipe.zscore(key, member)
-    # Trending decays the same in every scope; one scope's reference time reads the stored scores of
-    # both only if they agree, so each scope's own is read.
-    pipe.hmget(rk.trend_key(rk.GLOBAL), "t0", "hl")
-    pipe.hmget(rk.trend_key(rk.scope_for(category_id)), "t0", "hl")
-    *scores, trend_g, trend_c = pipe.execute()
-    pipe = client.pipeline(transaction=False)
-    for (_, _, key), stored in zip(keys, scores, strict=True):
-        pipe.zcard(key)
-        if stored is not None:
-            pipe.zcount(key, "-inf", f"({stored!r}")
-    out = iter(pipe.execute())
+    # One read-only call per scope (leaderboard.lua.STANDINGS), each on its own slot; on one node
+    # both in one round trip. Trending decays the same in every scope, but a scope's stored scores
+    # are relative to its own reference time, so each reply carries its scope's.
+    scopes = ("global", "category")
+    member = [rk.member(video_id)]
+    replies = script(STANDINGS).read_each(calls=[(keys, member) for keys in _standings_keys(category_id)])
     now = timezone.now()
-    factors = {"global": _decay_factor(trend_g, now), "category": _decay_factor(trend_c, now)}
+    per_scope = [_scope_standings(scope, reply, now) for scope, reply in zip(scopes, replies, strict=True)]
+    # Window by window, the global standing before the category one.
+    return [standing for pair in zip(*per_scope, strict=True) for standing in pair]
+
+
+@lru_cache(maxsize=256)
+def _standings_keys(category_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The STANDINGS keys of the global scope and of the category's: rankings in WINDOWS order, then trend."""
+
+    def scope_keys(cid: int | None) -> tuple[str, ...]:
+        return (*(rk.ranking_key(w, cid) for w in WINDOWS), rk.trend_key(rk.scope_for(cid)))
+
+    return scope_keys(None), scope_keys(category_id)
+
+
+def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:
+    """Standings from one STANDINGS reply: t0, hl, then (score, total, better) per window."""
+    values = iter(reply)
+    factor = _decay_factor((next(values), next(values)), now)
     standings = []
-    for (window, scope, _), stored in zip(keys, scores, strict=True):
-        factor = factors[scope]
-        total = int(next(out))
+    for window, stored, total, better in zip(WINDOWS, values, values, values, strict=True):
         if stored is None:
             standings.append(Standing(window, scope, None, None, None, total))
             continue
-        better = int(next(out))
         # Share of the *other* ranked videos that do not beat it: rank 1 is 100 whatever the size
         # of the ranking (an only video too), the last is 0, and tied videos share a value.
         percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
-        standings.append(Standing(window, scope, better + 1, _score(window, stored, factor), percentile, total))
+        standings.append(Standing(window, scope, better + 1, _score(window, float(stored), factor), percentile, total))
     return standings
 
 
