@@ -19,6 +19,7 @@ from core.redis import redis_client
 from leaderboard import keys as rk
 from leaderboard import reads
 from leaderboard.reads import Standing
+from leaderboard.store import VideoMeta
 from leaderboard.windows import WINDOWS
 
 pytestmark = pytest.mark.cluster
@@ -176,3 +177,27 @@ def test_a_server_without_the_script_loads_it(frozen_now: None) -> None:
     redis_client().script_flush()
     assert reads.ranking_standings(video_id=1, category_id=CATEGORY) == before
     assert before[2] == Standing("day", "global", 2, 3.0, 0.0, 2)
+
+
+def _meta(title: str) -> VideoMeta:
+    return VideoMeta(
+        id=1, status="published", category_id=CATEGORY, title=title, category="music", category_name="Music",
+        owner="alice", thumbnail_url="", duration_seconds=60, published_at="2026-01-05T10:00:00+00:00",
+    )  # fmt: skip
+
+
+def _top_video() -> dict[str, object]:
+    page = reads.ranking_top(window="day", category_id=None, category_slug=None, limit=20, offset=0)
+    return page.results[0].video
+
+
+def test_a_page_hands_out_videos_of_its_own_and_reads_changed_metadata(frozen_now: None) -> None:
+    client = redis_client()
+    scope_write(None, {"day": {member(1): -3.0}}, T0)
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the piano").packed())
+    first = _top_video()
+    assert first["title"] == "Cat plays the piano" and first["published_at"] == "2026-01-05T10:00:00+00:00"
+    first["title"] = "changed by the caller"
+    assert _top_video()["title"] == "Cat plays the piano"
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the drums").packed())
+    assert _top_video()["title"] == "Cat plays the drums"
