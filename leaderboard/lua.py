@@ -2,8 +2,9 @@
 
 Every key a script touches is declared in KEYS and belongs to one scope (one hash
 tag, see leaderboard.keys), so the same scripts run on one node and on Redis
-Cluster. The window names, their mask bits and thresholds come from
-leaderboard.windows, so Python and Lua cannot disagree about them.
+Cluster; only on one node, which has no slots, is a read-only script (STANDINGS)
+given several scopes at once. The window names, their mask bits and thresholds
+come from leaderboard.windows, so Python and Lua cannot disagree about them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from django.conf import settings
 from redis.client import Pipeline
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from core.redis import redis_client
 from leaderboard.windows import EPS, RISING_PRIOR_PER_HOUR, WEEK_HOURS, WINDOW_BITS, WINDOWS
@@ -155,24 +155,30 @@ for i = 1, #rows, 2 do ids[#ids + 1] = string.match(rows[i], '^0*(%d+)$') end
 return {total, rows, trend, better, redis.call('HMGET', KEYS[4], unpack(ids)), redis.call('HMGET', KEYS[3], unpack(ids))}
 """
 
-# Read of one video's standing in one scope, for every window. Read-only, one consistent state.
-# KEYS[1..N] = the scope's rankings (WINDOWS order), KEYS[N+1] = the scope's trend hash;
-# ARGV[1] = the member. Returns {t0, hl, then per window: score, ZCARD, members scored strictly
-# better}; score and better are nil where the member is not ranked. A score is ZSCORE's own
-# reply string, never a Lua number: Lua's tostring keeps 14 significant digits, so a converted
-# score would neither read back as the stored double nor bound ZCOUNT at it.
+# Read of one video's standing in every window of one or more scopes. Read-only, one consistent
+# state. KEYS = a group per scope: its rankings (WINDOWS order), then its trend hash; ARGV[1] = the
+# member. Returns a reply per group: {t0, hl, then per window: score, ZCARD, members scored strictly
+# better}; score and better are nil where the member is not ranked. On a cluster a call holds one
+# group (one slot); one node has no slots to keep apart, and there one call reads both of a
+# video's scopes. A score is ZSCORE's own reply string, never a Lua number: Lua's tostring keeps
+# 14 significant digits, so a converted score would neither read back as the stored double nor
+# bound ZCOUNT at it.
 STANDINGS = f"""
-local trend = redis.call('HMGET', KEYS[{_N + 1}], 't0', 'hl')
-local out = {{trend[1], trend[2]}}
-for w = 1, {_N} do
-  local score = redis.call('ZSCORE', KEYS[w], ARGV[1])
-  local better = false
-  if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
-  out[#out + 1] = score
-  out[#out + 1] = redis.call('ZCARD', KEYS[w])
-  out[#out + 1] = better
+local replies = {{}}
+for base = 0, #KEYS - 1, {_N + 1} do
+  local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
+  local out = {{trend[1], trend[2]}}
+  for w = base + 1, base + {_N} do
+    local score = redis.call('ZSCORE', KEYS[w], ARGV[1])
+    local better = false
+    if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
+    out[#out + 1] = score
+    out[#out + 1] = redis.call('ZCARD', KEYS[w])
+    out[#out + 1] = better
+  end
+  replies[#replies + 1] = out
 end
-return out
+return replies
 """
 
 
@@ -191,31 +197,6 @@ class LuaScript:
         return _registered(self.source, settings.REDIS_URL, settings.REDIS_CLUSTER)(
             keys=list(keys), args=list(args), client=target
         )
-
-    def read_each(self, *, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """The replies of one call per (keys, args), in order, for a script that writes nothing.
-
-        On one node, one pipeline of EVALSHA: a redis-py Script queued on a pipeline sends SCRIPT
-        EXISTS first, a round trip of its own on every read. A server without the script answers
-        NOSCRIPT; the script is loaded and the whole pipeline sent again, which only a read-only
-        script can afford. On a cluster the calls may be on different slots: one call each.
-        """
-        client = redis_client()
-        if settings.REDIS_CLUSTER:
-            return [self(keys=keys, args=args, client=client) for keys, args in calls]
-        sha = _registered(self.source, settings.REDIS_URL, False).sha
-        try:
-            return _evalsha_pipelined(client, sha, calls)
-        except NoScriptError:
-            client.script_load(self.source)
-            return _evalsha_pipelined(client, sha, calls)
-
-
-def _evalsha_pipelined(client: Any, sha: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for keys, args in calls:
-        pipe.evalsha(sha, len(keys), *keys, *args)
-    return list(pipe.execute())
 
 
 @cache

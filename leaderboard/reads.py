@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from core.redis import redis_client
+from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
 from leaderboard.lua import STANDINGS, TOP, script
 from leaderboard.windows import WINDOWS
@@ -241,16 +241,22 @@ class Standing:
 
 def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     """The video's rank, score and percentile in every window, globally and in its category."""
-    # One read-only call per scope (leaderboard.lua.STANDINGS), each on its own slot; on one node
-    # both in one round trip. Trending decays the same in every scope, but a scope's stored scores
-    # are relative to its own reference time, so each reply carries its scope's.
-    scopes = ("global", "category")
+    # One read-only call (leaderboard.lua.STANDINGS) per scope on a cluster, where each is its own
+    # slot; one call for both on one node. Trending decays the same in every scope, but a scope's
+    # stored scores are relative to its own reference time, so each reply carries its scope's.
     member = [rk.member(video_id)]
-    replies = script(STANDINGS).read_each(calls=[(keys, member) for keys in _standings_keys(category_id)])
+    groups = _standings_keys(category_id)
+    standings = script(STANDINGS)
+    if is_cluster():
+        replies = [standings(keys=keys, args=member)[0] for keys in groups]
+    else:
+        replies = standings(keys=groups[0] + groups[1], args=member)
     now = timezone.now()
-    per_scope = [_scope_standings(scope, reply, now) for scope, reply in zip(scopes, replies, strict=True)]
+    glob, cat = (
+        _scope_standings(scope, reply, now) for scope, reply in zip(("global", "category"), replies, strict=True)
+    )
     # Window by window, the global standing before the category one.
-    return [standing for pair in zip(*per_scope, strict=True) for standing in pair]
+    return [standing for pair in zip(glob, cat, strict=True) for standing in pair]
 
 
 @lru_cache(maxsize=256)
