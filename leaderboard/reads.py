@@ -1,7 +1,7 @@
 """Read primitives of the projection. Every list read is O(log N + page) in Redis on one
 scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's
-standings one Lua call per scope (leaderboard.lua.STANDINGS); the other lists take one round
-trip for the page and one for its metadata and previous ranks.
+standings one Lua call (leaderboard.lua.STANDINGS; one per scope on a cluster); the other
+lists take one round trip for the page and one for its metadata and previous ranks.
 Nothing here reads Postgres."""
 
 from __future__ import annotations
