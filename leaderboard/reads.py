@@ -167,13 +167,9 @@ def _ranked_entries(
     factor: float,
 ) -> list[RankingEntry]:
     ranked = competition_ranks(scored, first_position=first_position, first_rank=first_rank)
+    # RankingEntry(rank, score, previous_rank, video), positionally: this loop runs for every entry read.
     return [
-        RankingEntry(
-            rank=rank,
-            score=_score(window, stored, factor),
-            previous_rank=int(prev) if prev is not None else None,
-            video=_video(meta, vid),
-        )
+        RankingEntry(rank, _score(window, stored, factor), None if prev is None else int(prev), _video(meta, vid))
         for (vid, rank, stored), meta, prev in zip(ranked, metas, previous, strict=True)
     ]
 
@@ -194,7 +190,7 @@ def ranking_top(
         window=window, category=category_slug, generated_at=now, total=int(total), limit=limit, offset=offset
     )
     if flat:
-        scored = [(rk.video_id_of(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        scored = list(zip(map(rk.video_id_of, flat[0::2]), map(float, flat[1::2]), strict=True))
         factor = _decay_factor(trend, now)
         page.results = _ranked_entries(window, scored, offset, int(out[3]) + 1, out[4], out[5], factor)
     return page
