@@ -2,8 +2,9 @@
 
 Every key a script touches is declared in KEYS and belongs to one scope (one hash
 tag, see leaderboard.keys), so the same scripts run on one node and on Redis
-Cluster. The window names, their mask bits and thresholds come from
-leaderboard.windows, so Python and Lua cannot disagree about them.
+Cluster; only on one node, which has no slots, is a read-only script (STANDINGS)
+given several scopes at once. The window names, their mask bits and thresholds
+come from leaderboard.windows, so Python and Lua cannot disagree about them.
 """
 
 from __future__ import annotations
@@ -152,6 +153,32 @@ local better = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. rows[2])
 local ids = {}
 for i = 1, #rows, 2 do ids[#ids + 1] = string.match(rows[i], '^0*(%d+)$') end
 return {total, rows, trend, better, redis.call('HMGET', KEYS[4], unpack(ids)), redis.call('HMGET', KEYS[3], unpack(ids))}
+"""
+
+# Read of one video's standing in every window of one or more scopes. Read-only, one consistent
+# state. KEYS = a group per scope: its rankings (WINDOWS order), then its trend hash; ARGV[1] = the
+# member. Returns a reply per group: {t0, hl, then per window: score, ZCARD, members scored strictly
+# better}; score and better are nil where the member is not ranked. On a cluster a call holds one
+# group (one slot); one node has no slots to keep apart, and there one call reads both of a
+# video's scopes. A score is ZSCORE's own reply string, never a Lua number: Lua's tostring keeps
+# 14 significant digits, so a converted score would neither read back as the stored double nor
+# bound ZCOUNT at it.
+STANDINGS = f"""
+local replies = {{}}
+for base = 0, #KEYS - 1, {_N + 1} do
+  local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
+  local out = {{trend[1], trend[2]}}
+  for w = base + 1, base + {_N} do
+    local score = redis.call('ZSCORE', KEYS[w], ARGV[1])
+    local better = false
+    if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
+    out[#out + 1] = score
+    out[#out + 1] = redis.call('ZCARD', KEYS[w])
+    out[#out + 1] = better
+  end
+  replies[#replies + 1] = out
+end
+return replies
 """
 
 

@@ -1,5 +1,6 @@
 """Read primitives of the projection. Every list read is O(log N + page) in Redis on one
-scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP); the other
+scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's
+standings one Lua call (leaderboard.lua.STANDINGS; one per scope on a cluster); the other
 lists take one round trip for the page and one for its metadata and previous ranks.
 Nothing here reads Postgres."""
 
@@ -9,13 +10,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.utils import timezone
 
-from core.redis import redis_client
+from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import TOP, script
+from leaderboard.lua import STANDINGS, TOP, script
 from leaderboard.windows import WINDOWS
 
 
@@ -60,7 +62,7 @@ def video_meta_cached(*, video_id: int) -> tuple[str, int | None, dict[str, Any]
     if packed is None:
         return None
     data = json.loads(packed)
-    return str(data["status"]), int(data["category_id"]), _video(packed, video_id)
+    return str(data["status"]), int(data["category_id"]), _video_fields(data, video_id)
 
 
 def _decay_factor(trend: Sequence[bytes | None], now: datetime) -> float:
@@ -90,7 +92,16 @@ def videos_meta_cached(*, video_ids: Sequence[int]) -> dict[int, tuple[str, dict
 
 
 def _video(packed: bytes | None, video_id: int) -> dict[str, Any]:
-    """The public fields of a video from its packed metadata (leaderboard.store.VideoMeta)."""
+    """The public fields of a video from its packed metadata (leaderboard.store.VideoMeta), a dict of
+    the caller's own."""
+    return dict(_video_decoded(packed, video_id))
+
+
+# The same few pages are read over and over, and decoding their metadata was about a quarter of
+# a top-20 read. The fields are a function of the packed bytes and the id alone, so an entry never
+# goes stale: changed metadata is other bytes. Bounded: a few thousand videos' fields.
+@lru_cache(maxsize=4096)
+def _video_decoded(packed: bytes | None, video_id: int) -> dict[str, Any]:
     return _video_fields(json.loads(packed) if packed is not None else {}, video_id)
 
 
@@ -156,13 +167,9 @@ def _ranked_entries(
     factor: float,
 ) -> list[RankingEntry]:
     ranked = competition_ranks(scored, first_position=first_position, first_rank=first_rank)
+    # RankingEntry(rank, score, previous_rank, video), positionally: this loop runs for every entry read.
     return [
-        RankingEntry(
-            rank=rank,
-            score=_score(window, stored, factor),
-            previous_rank=int(prev) if prev is not None else None,
-            video=_video(meta, vid),
-        )
+        RankingEntry(rank, _score(window, stored, factor), None if prev is None else int(prev), _video(meta, vid))
         for (vid, rank, stored), meta, prev in zip(ranked, metas, previous, strict=True)
     ]
 
@@ -183,7 +190,7 @@ def ranking_top(
         window=window, category=category_slug, generated_at=now, total=int(total), limit=limit, offset=offset
     )
     if flat:
-        scored = [(rk.video_id_of(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        scored = list(zip(map(rk.video_id_of, flat[0::2]), map(float, flat[1::2]), strict=True))
         factor = _decay_factor(trend, now)
         page.results = _ranked_entries(window, scored, offset, int(out[3]) + 1, out[4], out[5], factor)
     return page
@@ -230,38 +237,47 @@ class Standing:
 
 def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     """The video's rank, score and percentile in every window, globally and in its category."""
-    client = redis_client()
-    member = rk.member(video_id)
-    scopes = [("global", None), ("category", category_id)]
-    keys = [(w, scope, rk.ranking_key(w, c)) for w in WINDOWS for scope, c in scopes]
-    pipe = client.pipeline(transaction=False)
-    for _, _, key in keys:
-        pipe.zscore(key, member)
-    # Trending decays the same in every scope; one scope's reference time reads the stored scores of
-    # both only if they agree, so each scope's own is read.
-    pipe.hmget(rk.trend_key(rk.GLOBAL), "t0", "hl")
-    pipe.hmget(rk.trend_key(rk.scope_for(category_id)), "t0", "hl")
-    *scores, trend_g, trend_c = pipe.execute()
-    pipe = client.pipeline(transaction=False)
-    for (_, _, key), stored in zip(keys, scores, strict=True):
-        pipe.zcard(key)
-        if stored is not None:
-            pipe.zcount(key, "-inf", f"({stored!r}")
-    out = iter(pipe.execute())
+    # One read-only call (leaderboard.lua.STANDINGS) per scope on a cluster, where each is its own
+    # slot; one call for both on one node. Trending decays the same in every scope, but a scope's
+    # stored scores are relative to its own reference time, so each reply carries its scope's.
+    member = [rk.member(video_id)]
+    groups = _standings_keys(category_id)
+    standings = script(STANDINGS)
+    if is_cluster():
+        replies = [standings(keys=keys, args=member)[0] for keys in groups]
+    else:
+        replies = standings(keys=groups[0] + groups[1], args=member)
     now = timezone.now()
-    factors = {"global": _decay_factor(trend_g, now), "category": _decay_factor(trend_c, now)}
+    glob, cat = (
+        _scope_standings(scope, reply, now) for scope, reply in zip(("global", "category"), replies, strict=True)
+    )
+    # Window by window, the global standing before the category one.
+    return [standing for pair in zip(glob, cat, strict=True) for standing in pair]
+
+
+@lru_cache(maxsize=256)
+def _standings_keys(category_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The STANDINGS keys of the global scope and of the category's: rankings in WINDOWS order, then trend."""
+
+    def scope_keys(cid: int | None) -> tuple[str, ...]:
+        return (*(rk.ranking_key(w, cid) for w in WINDOWS), rk.trend_key(rk.scope_for(cid)))
+
+    return scope_keys(None), scope_keys(category_id)
+
+
+def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:
+    """Standings from one STANDINGS reply: t0, hl, then (score, total, better) per window."""
+    values = iter(reply)
+    factor = _decay_factor((next(values), next(values)), now)
     standings = []
-    for (window, scope, _), stored in zip(keys, scores, strict=True):
-        factor = factors[scope]
-        total = int(next(out))
+    for window, stored, total, better in zip(WINDOWS, values, values, values, strict=True):
         if stored is None:
             standings.append(Standing(window, scope, None, None, None, total))
             continue
-        better = int(next(out))
         # Share of the *other* ranked videos that do not beat it: rank 1 is 100 whatever the size
         # of the ranking (an only video too), the last is 0, and tied videos share a value.
         percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
-        standings.append(Standing(window, scope, better + 1, _score(window, stored, factor), percentile, total))
+        standings.append(Standing(window, scope, better + 1, _score(window, float(stored), factor), percentile, total))
     return standings
 
 

@@ -1,0 +1,203 @@
+"""The read primitives against a model of their contract, on the real server.
+
+A video's standing in one list: its rank is 1 + the number of members stored strictly better
+(ties share a rank), its percentile the share of the other members that do not beat it, its
+score the stored one negated (trending divided by 2^((now - t0) / half-life) with the scope's
+own t0), rounded to 6 decimals; rank, score and percentile are None where it is not a member,
+and the total is the list's size either way. The model computes that from the scores it wrote,
+so a score that lost precision on its way through Redis shows up as a wrong rank.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from core.redis import redis_client
+from leaderboard import keys as rk
+from leaderboard import reads
+from leaderboard.reads import Standing
+from leaderboard.store import VideoMeta
+from leaderboard.windows import WINDOWS
+
+pytestmark = pytest.mark.cluster
+
+T0 = 1_700_000_000 - 1_700_000_000 % 3600
+HL = 6 * 3600
+# Two half-lives after the global t0: global trending scores read as a quarter of their stored value.
+NOW = datetime.fromtimestamp(T0 + 2 * HL, tz=UTC)
+CATEGORY = 7
+
+Scores = dict[str, dict[str, float]]  # window -> member -> stored (negated) score
+
+
+def member(vid: int) -> str:
+    return rk.member(vid)
+
+
+def scope_write(category_id: int | None, state: Scores, t0: int | None) -> None:
+    client = redis_client()
+    for window, members in state.items():
+        if members:
+            client.zadd(rk.ranking_key(window, category_id), members)
+    if t0 is not None:
+        client.hset(rk.trend_key(rk.scope_for(category_id)), mapping={"t0": t0, "hl": HL})
+
+
+def model_standings(*, vid: int, scopes: dict[str, tuple[Scores, int | None]], now: datetime = NOW) -> list[Standing]:
+    """Window by window, global then category, from the scores as written."""
+    out = []
+    for window in WINDOWS:
+        for name in ("global", "category"):
+            state, t0 = scopes[name]
+            members = state.get(window, {})
+            total = len(members)
+            stored = members.get(member(vid))
+            if stored is None:
+                out.append(Standing(window, name, None, None, None, total))
+                continue
+            better = sum(1 for s in members.values() if s < stored)
+            percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
+            factor = 2.0 ** ((t0 - now.timestamp()) / HL) if window == "trending" and t0 is not None else 1.0
+            out.append(Standing(window, name, better + 1, round(-stored * factor, 6) + 0.0, percentile, total))
+    return out
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reads.timezone, "now", lambda: NOW)
+
+
+def test_ties_share_a_rank_and_an_absent_video_has_only_the_total(frozen_now: None) -> None:
+    glob: Scores = {
+        "hour": {member(1): -5.0, member(2): -5.0, member(3): -3.0},
+        "day": {member(2): -1.0},
+        "all": {member(1): -5.0, member(2): 2.0},  # a net negative score
+        "trending": {member(1): -8.0, member(3): -8.0},
+        "rising": {member(1): -0.25},
+    }
+    # The category's t0 is a half-life later than the global one (rebased apart): the same
+    # displayed trending score is stored at half the global value.
+    cat: Scores = {"hour": {member(1): -5.0, member(3): -3.0}, "trending": {member(1): -4.0}}
+    scope_write(None, glob, T0)
+    scope_write(CATEGORY, cat, T0 + HL)
+    got = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=1, category_id=CATEGORY)}
+    assert [(s.window, s.scope) for s in reads.ranking_standings(video_id=1, category_id=CATEGORY)] == [
+        (w, scope) for w in WINDOWS for scope in ("global", "category")
+    ]
+    assert got["hour", "global"] == Standing("hour", "global", 1, 5.0, 100.0, 3)
+    assert got["hour", "category"] == Standing("hour", "category", 1, 5.0, 100.0, 2)
+    assert got["day", "global"] == Standing("day", "global", None, None, None, 1)
+    assert got["week", "global"] == Standing("week", "global", None, None, None, 0)
+    assert got["all", "global"] == Standing("all", "global", 1, 5.0, 100.0, 2)
+    assert got["trending", "global"] == Standing("trending", "global", 1, 2.0, 100.0, 2)
+    assert got["trending", "category"] == Standing("trending", "category", 1, 2.0, 100.0, 1)
+    assert got["rising", "global"] == Standing("rising", "global", 1, 0.25, 100.0, 1)
+    tied = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=2, category_id=CATEGORY)}
+    assert tied["hour", "global"] == Standing("hour", "global", 1, 5.0, 100.0, 3)
+    assert tied["all", "global"] == Standing("all", "global", 2, -2.0, 0.0, 2)
+    assert tied["hour", "category"] == Standing("hour", "category", None, None, None, 2)
+    last = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=3, category_id=CATEGORY)}
+    assert last["hour", "global"] == Standing("hour", "global", 3, 3.0, 0.0, 3)
+    for vid in (1, 2, 3, 4):
+        assert reads.ranking_standings(video_id=vid, category_id=CATEGORY) == model_standings(
+            vid=vid, scopes={"global": (glob, T0), "category": (cat, T0 + HL)}
+        )
+
+
+# Scores whose neighbours differ only in the last digits of a double: a score read back through
+# a Lua number (14 significant digits) would tie them, or count the member as beating itself.
+AWKWARD = [
+    -(0.1 + 0.2),
+    -0.3,
+    -1 / 3,
+    -0.3333333333333333,
+    -123456789.12345679,
+    -123456789.1234568,
+    -1.0000000000000002,
+    -1.0,
+    -2.5e-7,
+    -1e-13,
+    -1e17,
+    -1.0000000000000001e17,
+    2.0,
+    -7.3,
+    -5.0,
+]
+
+
+def random_scopes(seed: int, vids: list[int]) -> tuple[Scores, Scores]:
+    rng = random.Random(seed)
+    glob: Scores = {w: {} for w in WINDOWS}
+    cat: Scores = {w: {} for w in WINDOWS}
+    for vid in vids:
+        for window in WINDOWS:
+            if rng.random() < 0.7:
+                score = rng.choice(AWKWARD) * rng.choice((1, 1, 3))
+                glob[window][member(vid)] = score
+                if vid % 3:
+                    cat[window][member(vid)] = score / 2 if window == "trending" else score
+    return glob, cat
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_standing_matches_the_model_for_awkward_scores(frozen_now: None, seed: int) -> None:
+    vids = list(range(1, 61))
+    glob, cat = random_scopes(seed, vids)
+    scope_write(None, glob, T0)
+    scope_write(CATEGORY, cat, T0 + HL)
+    for vid in [*vids, 999]:  # 999 is in no list
+        assert reads.ranking_standings(video_id=vid, category_id=CATEGORY) == model_standings(
+            vid=vid, scopes={"global": (glob, T0), "category": (cat, T0 + HL)}
+        ), vid
+
+
+def test_scores_read_back_as_the_stored_doubles(frozen_now: None) -> None:
+    glob: Scores = {w: {member(i + 1): s for i, s in enumerate(AWKWARD)} for w in WINDOWS if w != "trending"}
+    scope_write(None, glob, T0)
+    for i, stored in enumerate(AWKWARD):
+        for standing in reads.ranking_standings(video_id=i + 1, category_id=CATEGORY):
+            if standing.scope == "global" and standing.window != "trending":
+                assert standing.score == round(-stored, 6) + 0.0
+                assert standing.rank == 1 + sum(1 for s in AWKWARD if s < stored)
+
+
+def test_a_scope_without_trend_state_reads_trending_undecayed(frozen_now: None) -> None:
+    scope_write(None, {"trending": {member(1): -8.0}}, T0)
+    scope_write(CATEGORY, {"trending": {member(1): -8.0}}, None)
+    got = {s.scope: s for s in reads.ranking_standings(video_id=1, category_id=CATEGORY) if s.window == "trending"}
+    assert got["global"].score == 2.0 and got["category"].score == 8.0
+
+
+def test_a_server_without_the_script_loads_it(frozen_now: None) -> None:
+    scope_write(None, {"day": {member(1): -3.0, member(2): -4.0}}, T0)
+    before = reads.ranking_standings(video_id=1, category_id=CATEGORY)
+    redis_client().script_flush()
+    assert reads.ranking_standings(video_id=1, category_id=CATEGORY) == before
+    assert before[2] == Standing("day", "global", 2, 3.0, 0.0, 2)
+
+
+def _meta(title: str) -> VideoMeta:
+    return VideoMeta(
+        id=1, status="published", category_id=CATEGORY, title=title, category="music", category_name="Music",
+        owner="alice", thumbnail_url="", duration_seconds=60, published_at="2026-01-05T10:00:00+00:00",
+    )  # fmt: skip
+
+
+def _top_video() -> dict[str, object]:
+    page = reads.ranking_top(window="day", category_id=None, category_slug=None, limit=20, offset=0)
+    return page.results[0].video
+
+
+def test_a_page_hands_out_videos_of_its_own_and_reads_changed_metadata(frozen_now: None) -> None:
+    client = redis_client()
+    scope_write(None, {"day": {member(1): -3.0}}, T0)
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the piano").packed())
+    first = _top_video()
+    assert first["title"] == "Cat plays the piano" and first["published_at"] == "2026-01-05T10:00:00+00:00"
+    first["title"] = "changed by the caller"
+    assert _top_video()["title"] == "Cat plays the piano"
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the drums").packed())
+    assert _top_video()["title"] == "Cat plays the drums"
