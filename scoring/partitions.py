@@ -68,6 +68,13 @@ def _name(parent: str, start: date) -> str:
     return f"{parent}_p{start:%Y%m%d}"
 
 
+# Whether a table of this name exists, read from pg_class with the statement's own snapshot. Not
+# to_regclass: a name lookup that misses is cached in the backend, and waiting for the advisory lock
+# does not invalidate that cache, so after another process created the partition and committed,
+# to_regclass still said "absent" and the CREATE failed ("already exists"), failing the batch.
+_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s AND relnamespace = current_schema()::regnamespace)"
+
+
 def _partition_ensure(*, parent: str, start: date, lower: date, upper: date) -> bool:
     """Create and attach the partition starting on ``start`` unless it exists; True if created.
 
@@ -82,10 +89,10 @@ def _partition_ensure(*, parent: str, start: date, lower: date, upper: date) -> 
     created = False
     quote = connection.ops.quote_name
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        cur.execute(_EXISTS, [name])
         if not cur.fetchone()[0]:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_CREATE_LOCKS[parent]])
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            cur.execute(_EXISTS, [name])
             if not cur.fetchone()[0]:
                 # CHECK constraints too: ATTACH refuses a child without every constraint of the parent.
                 cur.execute(

@@ -205,3 +205,49 @@ def test_the_rollover_into_a_new_period_waits_for_claims_of_the_old_one(
 
     assert batch_process(batch_id=resend).counted == 0  # claimed in the new period: probes the old one
     assert SeenEvent.objects.filter(key=event_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partition_another_process_is_creating_is_found_once_it_commits() -> None:
+    """Two workers needing the same new partition: the second waits for the first and uses its partition.
+
+    The second one's first look (before the lock) finds nothing; after the wait the partition exists.
+    """
+    import psycopg2
+
+    period = seen_period(day=date(2099, 1, 15))
+    name = seen_name(period)
+    first = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with first.cursor() as cur:  # a transaction that creates the partition and holds the creators' lock
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [partitions._CREATE_LOCKS[partitions.SEEN_TABLE]])
+            cur.execute(f"CREATE TABLE {name} (LIKE {partitions.SEEN_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            cur.execute(
+                f"ALTER TABLE {partitions.SEEN_TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)",
+                [period, period + timedelta(days=SEEN_PERIOD_DAYS)],
+            )
+        outcome: dict[str, Any] = {}
+
+        def second() -> None:
+            try:
+                partitions.partitions_cache_clear()
+                outcome["created"] = partitions.seen_partition_ensure(period=period)
+            except Exception as exc:  # the failure this test is about
+                outcome["error"] = exc
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive()  # waiting for the creators' lock
+        first.commit()
+        thread.join(30)
+        assert outcome == {"created": False}
+        assert exists(name)
+    finally:
+        first.rollback()
+        with first.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+        first.commit()
+        first.close()
