@@ -20,7 +20,10 @@ from leaderboard import keys as rk
 from leaderboard.lua import APPLY, REBASE, SNAPSHOT_WRITE, SWAP, script
 from leaderboard.windows import EPS, WINDOWS
 
-APPLY_CHUNK = 5000
+# Deltas per APPLY call. Valkey runs nothing else during a script, and a delta costs 20-45 µs there
+# (100,000-1,000,000 members, docs/scaling.md): 1,000 holds reads back for tens of milliseconds at
+# most, however big the bridge's batches grow under load.
+APPLY_CHUNK = 1000
 # Members per ZADD / fields per HSET of a rebuild: big enough that Python's per-command
 # cost vanishes, small enough that one command holds Valkey for only a few milliseconds.
 WRITE_CHUNK = 1000
