@@ -1,7 +1,7 @@
 """Events onto the events topic: one request record per partition per request.
 
-A video's events always go to the partition its id hashes to (as a record keyed by the
-video id would), so one video's events stay ordered and one worker counts them in order.
+A video's events always go to the partition its id hashes to (the one a record keyed by the
+video id would get), so they stay in order on one partition whichever shape their records have.
 """
 
 from __future__ import annotations
