@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import EventType
+from events.wire import WireEvent, record_encode
 from rankings.selectors import ranking_top
 from scoring.ledger import batch_process, batch_store, dead_letter_replay
 from scoring.models import Batch, DeadLetter, HourlyCounter
@@ -139,6 +140,28 @@ def test_dead_letter_replay_counts_once_the_cause_is_fixed(make_video: Callable[
     result = dead_letter_replay(dead_letter_ids=[fresh.id])
     assert (result.replayed, result.failed) == (1, 0)
     assert day_scores() == {video.id: 2.0}
+
+
+def test_an_event_of_a_request_record_that_cannot_count_is_its_own_dead_letter_and_replays(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    """The rest of the record counts; the dead letter holds that one event, and a replay counts it."""
+    video = make_video()
+    now = timezone.now()
+    events = [
+        WireEvent(event_id=uuid.uuid4(), video_id=video.id, type=kind, occurred_at=now, request_id="r-7")
+        for kind in ("like", "clap", "view")
+    ]
+    outcome = apply_events([record_encode(events=events, request_id="r-7", accepted_at=now).decode()])
+    assert (outcome.received, outcome.counted, outcome.dead_letters) == (3, 2, 1)
+    letter = DeadLetter.objects.get()
+    assert letter.reason == "unknown event type 'clap'"
+    assert json.loads(letter.raw)["event_id"] == str(events[1].event_id)
+    EventType.objects.create(name="clap", weight=2.0)
+    assert (dead_letter_replay(dead_letter_ids=[letter.id]).replayed, day_scores()) == (1, {video.id: 8.0})
+    # Replayed once: its id is claimed now, so the same record read again counts nothing more.
+    again = apply_events([record_encode(events=events, request_id="r-7", accepted_at=now).decode()])
+    assert again.counted == 0 and day_scores() == {video.id: 8.0}
 
 
 def test_processing_a_batch_again_changes_nothing(make_video: Callable[..., Any], rankings_ready: None) -> None:
