@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
+from redis.exceptions import ClusterDownError, ReadOnlyError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,6 +25,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     ReadOnlyError,  # a replica being promoted
     ClusterDownError,
     TryAgainError,  # a cluster slot being migrated
+    # No node of the cluster answers, or none holds the slot map (a master restarting): not a
+    # RedisError. Also what a cross-slot call raises, a bug, which still fails after the retries.
+    RedisClusterException,
 )
 
 # Keyword arguments for @shared_task. Waits before each retry: a random time (full jitter,

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
 from core import metrics
 from core.task_policy import error_transient
@@ -140,7 +140,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
     elif apply:
         try:
             outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas, accepted=accepted)
-        except RedisError:
+        except (RedisError, RedisClusterException):  # a cluster with no node reachable is not a RedisError
             # Counted in Postgres already: the sweeper applies the deltas once Redis answers.
             logger.warning("Redis unavailable after counting batch %s; the sweeper will apply it", batch_id)
     return outcome

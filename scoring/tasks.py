@@ -87,7 +87,7 @@ def batches_repair() -> dict[str, int]:
     waiting = batch_tasks_waiting()
     try:
         outcome = ledger.batches_repair(requeue=waiting == 0)
-    except RedisError:
+    except (RedisError, RedisClusterException):
         logger.warning("Redis unavailable; batch repair postponed")
         return {"requeued": 0, "applied": 0}
     for batch_id in outcome.requeued:

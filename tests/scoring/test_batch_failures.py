@@ -13,9 +13,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from redis.exceptions import RedisClusterException
 
 from core import metrics
-from core.task_policy import TRANSIENT_ERRORS
+from core.task_policy import TRANSIENT_ERRORS, error_transient
 from leaderboard.keys import scope_for
 from scoring import ledger
 from scoring.ledger import batch_store, batches_repair, batches_retry
@@ -62,6 +63,28 @@ def test_a_transient_error_is_retried_until_it_clears(
     assert attempts() == 3
     assert HourlyCounter.objects.get(video=video).events == 1
     assert Batch.objects.get(id=batch_id).failures == 0
+
+
+def test_a_cluster_no_node_of_which_answers_after_counting_leaves_the_batch_to_the_sweeper(
+    make_video: Callable[..., Any], rankings_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py raises RedisClusterException, not a RedisError, while a master restarts: the batch is
+    counted and waits for the sweeper, not set aside for an operator."""
+    video = make_video()
+    batch_id = stored([wire(video.id, "like")])
+
+    def unreachable(**kwargs: Any) -> int:
+        raise RedisClusterException("Redis Cluster cannot be connected. Please provide at least one reachable node")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger.store, "deltas_apply", unreachable)
+        result = batch_process.apply(args=[batch_id])
+    assert result.successful(), result.traceback
+    batch = Batch.objects.get(id=batch_id)
+    assert batch.processed_at is not None and batch.applied_at is None and batch.failed_at is None
+    assert batches_repair(requeue=False, unapplied_after_s=0).applied == 1
+    assert Batch.objects.get(id=batch_id).applied_at is not None
+    assert error_transient(RedisClusterException("Redis Cluster cannot be connected"))
 
 
 def test_a_transient_error_that_persists_gives_up_after_the_last_retry_and_leaves_the_batch(
