@@ -138,15 +138,13 @@ def ingest_unthrottled(settings: Any) -> Iterator[None]:
     producer_reset()
 
 
-@pytest.mark.e2e
-@pytest.mark.django_db(transaction=True)
-def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_redis_wipe(
-    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, fresh_topic: str, ingest_unthrottled: None
-) -> None:
-    rankings_rebuild()
-    videos = [make_video(duration_seconds=30 + i) for i in range(40)]
+def harness_run(
+    videos: list[Any], live_server: Any, tmp_path: Path, *, bridges: int, workers: int, **fault_options: Any
+) -> tuple[Any, Stack]:
+    """3,000 events at RATE through a stack of its own, with every fault the options name: the report
+    (printed) and the stopped stack, whose processes' output stays readable."""
     _, key = ApiKey.objects.create_key(name="faults")
-    stack = Stack(tmp_path, bridges=1, workers=1)
+    stack = Stack(tmp_path, bridges=bridges, workers=workers)
     try:
         stack.wait_ready()
         report = faults.harness_run(
@@ -157,15 +155,26 @@ def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_red
             batch=250,
             rate=RATE,
             kills=2,
-            wipe=True,
             pause_kafka_s=PAUSE_KAFKA_S,
             restart_postgres_down_s=POSTGRES_DOWN_S,
             pause_valkey_s=PAUSE_VALKEY_S,
             settle_timeout=120,
+            **fault_options,
         )
     finally:
         stack.stop()
     print("\n".join(report.lines()))
+    return report, stack
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_redis_wipe(
+    make_video: Callable[..., Any], live_server: Any, tmp_path: Path, fresh_topic: str, ingest_unthrottled: None
+) -> None:
+    rankings_rebuild()
+    videos = [make_video(duration_seconds=30 + i) for i in range(40)]
+    report, _ = harness_run(videos, live_server, tmp_path, bridges=1, workers=1, wipe=True)
     assert [f.name for f in report.faults] == [
         "kill bridge", "pause kafka", "kill worker", "wipe redis", "restart postgres", "pause valkey",
     ]  # fmt: skip
@@ -187,28 +196,8 @@ def test_cluster_two_bridges_two_workers_kills_and_a_master_restarted_empty(
     # Enough categories for the scopes to spread over the three masters.
     categories = [CategoryFactory(slug=f"faults-{i}") for i in range(5)]
     videos = [make_video(duration_seconds=30 + i, category=categories[i % 5]) for i in range(40)]
-    _, key = ApiKey.objects.create_key(name="faults")
-    stack = Stack(tmp_path, bridges=2, workers=2)
-    try:
-        stack.wait_ready()
-        report = faults.harness_run(
-            controls=controls_for(stack, live_server, key),
-            video_ids=[v.id for v in videos],
-            durations={v.id: v.duration_seconds for v in videos},
-            events=3000,
-            batch=250,
-            rate=RATE,
-            kills=2,
-            wipe=False,  # the master restarted empty is this run's wipe
-            pause_kafka_s=PAUSE_KAFKA_S,
-            restart_postgres_down_s=POSTGRES_DOWN_S,
-            pause_valkey_s=PAUSE_VALKEY_S,
-            restart_master=True,
-            settle_timeout=120,
-        )
-    finally:
-        stack.stop()
-    print("\n".join(report.lines()))
+    # The master restarted empty is this run's wipe.
+    report, stack = harness_run(videos, live_server, tmp_path, bridges=2, workers=2, wipe=False, restart_master=True)
     assert [f.name for f in report.faults] == [
         "kill bridge", "pause kafka", "kill worker", "restart postgres", "pause valkey", "restart master",
     ]  # fmt: skip
