@@ -15,10 +15,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.redis import REDIS_UNAVAILABLE
 from events.models import ApiKey, EventType
 from leaderboard.reads import video_statuses
 from videos.models import Video
@@ -80,7 +80,7 @@ def videos_published_filter(*, video_ids: Collection[int]) -> set[int]:
     missing: list[int] = ids
     try:
         statuses = video_statuses(video_ids=ids)
-    except redis.RedisError:
+    except REDIS_UNAVAILABLE:
         logger.warning("video status cache unreachable; checking %d videos in the database", len(ids))
     else:
         missing = []

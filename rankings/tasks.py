@@ -6,8 +6,8 @@ import logging
 
 from celery import Task, shared_task
 from django.db import DatabaseError
-from redis.exceptions import RedisError
 
+from core.redis import REDIS_UNAVAILABLE
 from core.task_policy import RETRY_TRANSIENT, TRANSIENT_ERRORS, time_limits
 from rankings import services
 
@@ -28,7 +28,7 @@ def webhooks_evaluate() -> int:
     # Not retried: beat sends the next one within a second, which reads the lists afresh.
     try:
         delivery_ids = services.webhooks_evaluate()
-    except (DatabaseError, RedisError) as exc:
+    except (DatabaseError, *REDIS_UNAVAILABLE) as exc:
         logger.warning("webhook evaluation skipped: %s", exc)
         return 0
     for delivery_id in delivery_ids:

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from core import metrics
+from core.redis import REDIS_UNAVAILABLE
 from core.task_policy import error_transient
 from leaderboard import store
 from leaderboard.keys import scope_for
@@ -140,7 +141,7 @@ def batch_process(*, batch_id: str, apply: bool = True) -> BatchOutcome:
     elif apply:
         try:
             outcome.applied = batch_apply(batch_id=batch_id, deltas=deltas, accepted=accepted)
-        except (RedisError, RedisClusterException):  # a cluster with no node reachable is not a RedisError
+        except REDIS_UNAVAILABLE:
             # Counted in Postgres already: the sweeper applies the deltas once Redis answers.
             logger.warning("Redis unavailable after counting batch %s; the sweeper will apply it", batch_id)
     return outcome

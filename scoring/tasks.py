@@ -18,9 +18,10 @@ from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisError
 
 from core import metrics
+from core.redis import REDIS_UNAVAILABLE
 from core.task_policy import RETRY_TRANSIENT, error_transient, time_limits
 from scoring import ledger, partitions, rebuild
 
@@ -87,7 +88,7 @@ def batches_repair() -> dict[str, int]:
     waiting = batch_tasks_waiting()
     try:
         outcome = ledger.batches_repair(requeue=waiting == 0)
-    except (RedisError, RedisClusterException):
+    except REDIS_UNAVAILABLE:
         logger.warning("Redis unavailable; batch repair postponed")
         return {"requeued": 0, "applied": 0}
     for batch_id in outcome.requeued:
@@ -124,5 +125,5 @@ def rankings_watchdog() -> bool:
     beat runs it, and so does a batch that found a scope not built."""
     try:
         return rebuild.rankings_ensure_built()
-    except (RedisError, RedisClusterException):  # a cluster without a slot map is not a RedisError
+    except REDIS_UNAVAILABLE:
         return False

@@ -18,9 +18,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from core.api.serializers import MAX_ID
+from core.redis import REDIS_UNAVAILABLE
 from leaderboard.windows import WINDOWS
 from rankings import selectors
 from scoring.selectors import activity_range, video_activity_hourly_cached
@@ -82,7 +82,7 @@ def ranking_page(request: HttpRequest) -> HttpResponse:
         page = selectors.ranking_top(window=window, category_slug=slug, limit=PAGE_SIZE)
         movers = selectors.ranking_movers(window=window, category_slug=slug, limit=MOVERS_SHOWN)
         series = video_activity_hourly_cached(video_ids=[e.video["id"] for e in page.results], hours=SPARK_HOURS)
-    except (RedisError, DatabaseError) as exc:
+    except (*REDIS_UNAVAILABLE, DatabaseError) as exc:
         # Still serve the page: its script keeps polling and fills it in once the stores are back.
         logger.warning("live page rendered without data: %s", exc)
         context["unavailable"] = True
@@ -189,7 +189,7 @@ def video_page(request: HttpRequest, video_id: int) -> HttpResponse:
         ]
     except selectors.UnknownVideo:
         return _not_found(request)
-    except (RedisError, DatabaseError) as exc:
+    except (*REDIS_UNAVAILABLE, DatabaseError) as exc:
         logger.warning("video page unavailable: %s", exc)
         return _message(
             request, status=503, title="Temporarily unavailable", text="The rankings are unreachable; retry shortly."

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from django.db import InterfaceError, OperationalError
-from redis.exceptions import RedisError
 from rest_framework.response import Response
 
 from core.api.errors import ServiceUnavailable
+from core.redis import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ class BackendUnavailableMixin:
     """
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, RedisError | OperationalError | InterfaceError):
-            store = "rankings store (Redis)" if isinstance(exc, RedisError) else "database"
+        if isinstance(exc, (*REDIS_UNAVAILABLE, OperationalError, InterfaceError)):
+            store = "rankings store (Redis)" if isinstance(exc, REDIS_UNAVAILABLE) else "database"
             logger.warning("%s unavailable: %s", store, exc)
             exc = ServiceUnavailable(f"The {store} is unavailable; retry later.")
         return super().handle_exception(exc)  # type: ignore[misc]

@@ -97,8 +97,9 @@ def test_every_window_can_be_read(api: APIClient, make_video: MakeVideo, apply_e
         assert [r["video"]["id"] for r in body["results"]] == [video.id]
 
 
+@pytest.mark.parametrize("cluster", [False, True], ids=["one node", "cluster"])
 def test_redis_unreachable_is_a_503_in_the_error_shape(
-    api: APIClient, make_video: MakeVideo, apply_events: Apply, settings: Any
+    api: APIClient, make_video: MakeVideo, apply_events: Apply, settings: Any, cluster: bool
 ) -> None:
     video = make_video()
     apply_events(likes(video.id, 1))
@@ -106,7 +107,9 @@ def test_redis_unreachable_is_a_503_in_the_error_shape(
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     # Every Redis client comes from core.redis, one per URL: pointing the URL at a dead port is Redis down.
+    # A cluster client that reaches no node raises RedisClusterException, not a RedisError.
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    settings.REDIS_CLUSTER = cluster
     for url in (
         "/api/v1/rankings/",
         "/api/v1/rankings/movers/",
