@@ -20,6 +20,7 @@ from django.utils import timezone
 from scoring.bridge import celery_enqueue, hand_off
 from scoring.ledger import batch_store
 from scoring.models import Batch
+from scoring.partitions import batch_partition_ensure
 from scoring.tasks import batch_process, batches_repair
 from tests.conftest import wire
 
@@ -42,6 +43,7 @@ def handed_off(n: int, video_id: int) -> list[str]:
 
 def age(batch_ids: list[str], seconds: float) -> None:
     past = timezone.now() - timedelta(seconds=seconds)
+    batch_partition_ensure(received_at=past)  # shortly after midnight UTC, the past is yesterday's partition
     Batch.objects.filter(id__in=batch_ids).update(received_at=past, queued_at=past)
 
 
