@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -193,7 +194,7 @@ def test_a_backlog_is_handed_on_in_batches_of_the_configured_size(
             lambda: sum(Batch.objects.filter(processed_at__isnull=False).values_list("counted", flat=True)) == 480,
             timeout=60,
         ), br.output()[-2000:] + wk.output()[-2000:]
-    sizes = sorted(Batch.objects.values_list("counted", flat=True))
+    sizes = sorted(Batch.objects.filter(source=Batch.Source.KAFKA).values_list("counted", flat=True))
     largest_record = 60  # a request record is never split: a batch passes the size by less than one
     assert len(sizes) >= 4 and max(sizes) < 100 + largest_record, sizes
     assert {e.score for e in ranking_top(window="day", limit=100).results} == {6.0 * 8}  # a like 5, a view 1
@@ -276,3 +277,37 @@ def test_the_bridge_keeps_reporting_lag_per_partition_while_postgres_is_down(
         assert wait_for(lambda: sum(lag().values()) > 0, timeout=15, interval=0.5), (lag(), br.output()[-2000:])
         partitions = {str(p) for p in end_offsets()}
         assert set(lag()) == partitions, "one series per partition"
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_rebalance_hands_on_and_commits_what_the_bridge_holds_and_the_bridge_keeps_running(
+    make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
+) -> None:
+    """A second bridge joining while the first holds a partial batch: the first stores it as a batch
+    and commits its offsets before giving partitions away, so nobody reads those records twice."""
+    rankings_rebuild()
+    videos = [make_video() for _ in range(12)]
+    batches = Batch.objects.filter(source=Batch.Source.KAFKA)  # not the curation moves of make_video
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    # A batch this bridge holds only closes on a rebalance or at shutdown.
+    one = bridge(tmp_path, group=group, name="bridge1", max_wait_ms=600_000)
+    with running(one) as _:
+        assert wait_for(lambda: "assigned partitions" in one.output(), timeout=60), one.output()[-2000:]
+        produce([event(v.id) for v in videos])
+        time.sleep(3)  # the bridge polls at least twice a second: it holds the records by now
+        assert batches.count() == 0
+        with running(bridge(tmp_path, group=group, name="bridge2")) as (two,):
+            assert wait_for(lambda: "assigned partitions" in two.output(), timeout=60), two.output()[-2000:]
+            assert wait_for(lambda: batches.count() == 1, timeout=30), one.output()[-2000:]
+            produce([event(v.id, "share") for v in videos])  # read by whichever owns each partition now
+            assert wait_for(lambda: batches.count() >= 2, timeout=30), two.output()[-2000:]
+            assert one.popen.poll() is None, one.output()[-3000:]
+            assert "failed on_partitions_revoked" not in one.output()
+    with running(worker(tmp_path)):
+        assert wait_for(lambda: not batches.filter(processed_at__isnull=True).exists(), timeout=60)
+    # Each record went into exactly one batch: the second bridge started from the committed offsets.
+    assert sum(batches.values_list("counted", flat=True)) == 24
+    assert {e.score for e in ranking_top(window="day", limit=100).results} == {55.0}
+    ends, committed = end_offsets(), committed_offsets(group)
+    assert {p: committed.get(p, 0) for p in ends} == ends

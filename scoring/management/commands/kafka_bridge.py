@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
 from core.heap import heap_settle
@@ -21,15 +21,25 @@ from scoring.bridge import Buffer, celery_enqueue, hand_off
 logger = logging.getLogger("scoring.bridge")
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """kafka-python calls these on its IO thread while the main thread waits in ``poll()``, so the
+    buffer is this listener's alone meanwhile. A blocking commit cannot run on that thread (it would
+    wait for itself): the commit is awaited instead, and heartbeats go on while it travels."""
+
     def __init__(self, command: Command) -> None:
         self.command = command
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    async def on_partitions_revoked(self, revoked: Any) -> None:
         # Hand on what we hold for these partitions before someone else owns them.
-        self.command.flush(reason="rebalance")
+        offsets = self.command.hand_on(reason="rebalance")
+        if offsets:
+            try:
+                await self.command.consumer.commit_async(offsets)
+            except KafkaError:
+                # The batch is stored; the next owner re-reads it and the worker's dedupe counts it once.
+                logger.warning("offset commit failed on rebalance", exc_info=True)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_assigned(self, assigned: Any) -> None:
         logger.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
 
 
@@ -99,8 +109,20 @@ class Command(BaseCommand):
                     self.flush(reason="due")
 
     def flush(self, *, reason: str) -> None:
-        if not self.buffer.messages:
+        offsets = self.hand_on(reason=reason)
+        if not offsets:
             return
+        try:
+            self.consumer.commit(offsets)
+        except KafkaError:
+            # The batch is stored; a re-read after a failed commit is deduped downstream.
+            logger.warning("offset commit failed after a hand-off", exc_info=True)
+
+    def hand_on(self, *, reason: str) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Store the buffer as a batch and queue it; the offsets to commit now (none if the buffer
+        was empty, or if Postgres stayed down through a shutdown: the records stay uncommitted)."""
+        if not self.buffer.messages:
+            return {}
         messages, offsets = self.buffer.messages, self.buffer.next_offsets
         while True:
             try:
@@ -110,19 +132,15 @@ class Command(BaseCommand):
             except DatabaseError:
                 if self.stop and reason == "shutdown":
                     logger.error("Postgres unavailable at shutdown; %d messages stay uncommitted", len(messages))
-                    return
+                    return {}
                 logger.warning("Postgres unavailable; retrying hand-off in 1s", exc_info=True)
                 if reason == "due":  # not inside a rebalance callback, where the assignment is changing
                     # The backlog grows while Postgres is down: that is when the lag must keep coming.
                     self.lag_report_if_due()
                 time.sleep(1)
         self.buffer.take()
-        try:
-            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
-        except KafkaError:
-            # The batch is stored; a re-read after a failed commit is deduped downstream.
-            logger.warning("offset commit failed after batch %s", batch_id, exc_info=True)
         logger.debug("handed off batch %s (%d records, %s)", batch_id, len(messages), reason)
+        return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
 
     def lag_report_if_due(self) -> None:
         if time.monotonic() >= self.next_lag:
