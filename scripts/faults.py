@@ -73,6 +73,10 @@ class Controls:
     # Restart the cluster master with this index (devstack's order) with no data.
     restart_master_empty: Callable[[int], None] | None = None
     master_ports: Sequence[int] = ()
+    # The stack's processes that stopped without the harness killing them, one line each: a
+    # bridge or worker that died leaves events unread or batches unprocessed, and the report
+    # must name it rather than only count what went missing.
+    exited: Callable[[], list[str]] = list
 
 
 @dataclass
@@ -157,11 +161,13 @@ class Report:
     master_scopes: list[str] | None = None
     rebuilt_scopes: list[str] = field(default_factory=list)
     kept_scopes: list[str] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         only_lost_rebuilt = self.master_scopes is None or sorted(self.master_scopes) == sorted(self.rebuilt_scopes)
-        return self.lost == 0 and self.double_counted == 0 and self.max_score_diff < 1e-6 and only_lost_rebuilt
+        counted_right = self.lost == 0 and self.double_counted == 0 and self.max_score_diff < 1e-6
+        return counted_right and only_lost_rebuilt and not self.exited
 
     def lines(self) -> list[str]:
         lines = [
@@ -178,6 +184,8 @@ class Report:
                 f"scopes rebuilt (new generation):      {', '.join(sorted(self.rebuilt_scopes)) or 'none'}",
                 f"scopes that kept their generation:    {', '.join(sorted(self.kept_scopes)) or 'none'}",
             ]
+        if self.exited:
+            lines += ["processes that stopped on their own:", *(f"  {line}" for line in self.exited)]
         return [
             *lines,
             f"lost:                        {self.lost}",
@@ -294,6 +302,7 @@ def harness_run(
     if not settle(event_ids=list(run.accepted), timeout=settle_timeout, log=log):
         log("warning: pipeline did not settle in time; comparing anyway")
     verify(report=report, accepted=list(run.accepted.values()), durations=durations)
+    report.exited = controls.exited()
     if report.master_scopes is not None:
         after = _retrying(lambda: scope_generations(list(run.generations)), timeout=30, log=log)
         report.rebuilt_scopes = sorted(s for s, gen in run.generations.items() if after[s] != gen)
@@ -738,6 +747,7 @@ def main() -> int:
             restart_postgres=stack.postgres_restart,
             restart_master_empty=stack.cluster_restart_empty,
             master_ports=[node["port"] for node in stack.load().get("cluster", [])],
+            exited=lambda: [f"{n} exited with code {p.returncode}" for n, p in procs.items() if p.poll() is not None],
         )
         report = harness_run(
             controls=controls,

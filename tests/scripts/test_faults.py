@@ -79,6 +79,14 @@ class Stack:
 
         return go
 
+    def exited(self) -> list[str]:
+        """The processes that stopped although nothing killed them (a killed one is replaced at once)."""
+        return [
+            f"{name} exited with code {proc.popen.returncode}; its log ends: {proc.output()[-1500:]}"
+            for name, proc in self.procs.items()
+            if proc.popen.poll() is not None
+        ]
+
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
@@ -107,6 +115,7 @@ def controls_for(stack: Stack, live_server: Any, key: str) -> Any:
         restart_postgres=servers.postgres_restart,
         restart_master_empty=cluster.cluster_restart_empty if cluster is not None else None,
         master_ports=[node["port"] for node in cluster.load()["cluster"]] if cluster is not None else [],
+        exited=stack.exited,
     )
 
 
@@ -115,6 +124,16 @@ def test_the_plan_spreads_kills_between_the_other_faults() -> None:
     assert plan.order() == [
         "kill bridge", "pause kafka", "kill worker", "wipe redis", "kill bridge", "restart postgres", "restart master",
     ]  # fmt: skip
+
+
+def test_a_process_that_stopped_on_its_own_fails_the_run_and_is_named() -> None:
+    report = faults.Report(accepted=10)
+    assert report.ok
+    report.exited = ["bridge2 exited with code 1"]
+    assert not report.ok
+    assert report.lines()[report.lines().index("processes that stopped on their own:") + 1] == (
+        "  bridge2 exited with code 1"
+    )
 
 
 def test_the_poster_hands_back_the_answer_and_retry_after(loopback_server: LoopbackServer) -> None:
@@ -182,6 +201,7 @@ def test_no_event_lost_or_double_counted_through_kills_pauses_restarts_and_a_red
     assert kafka.answers_503["kafka_unavailable"] > 0, "the paused broker was not felt by the API"
     assert report.accepted == 3000
     assert report.resent > 0
+    assert report.exited == [], report.lines()
     assert (report.lost, report.double_counted) == (0, 0), report.lines()
     assert report.max_score_diff < 1e-6
 
@@ -202,6 +222,7 @@ def test_cluster_two_bridges_two_workers_kills_and_a_master_restarted_empty(
         "kill bridge", "pause kafka", "kill worker", "restart postgres", "pause valkey", "restart master",
     ]  # fmt: skip
     assert report.accepted == 3000
+    assert report.exited == [], report.lines()
     assert (report.lost, report.double_counted) == (0, 0), report.lines()
     assert report.max_score_diff < 1e-6
     # Only the restarted master's scopes were rebuilt; the others kept their generation.
