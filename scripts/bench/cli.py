@@ -183,7 +183,7 @@ class Bench:
         traffic = Traffic.load(zipf=prof.zipf, exclude=set(probe_ids))
         # Warm-up: connections, caches and the consumer group settle before anything is measured.
         ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS, seconds=2.0,
-                   cpu_pids=cpu_pids)  # fmt: skip
+                   cpu_pids=cpu_pids, valkey=client)  # fmt: skip
 
         stage(
             "ingest",
@@ -192,7 +192,7 @@ class Bench:
         ingest = []
         for i in range(0 if self.only in ("freshness", "reads") else prof.runs):
             r = ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS,
-                           seconds=prof.ingest_s, cpu_pids=cpu_pids)  # fmt: skip
+                           seconds=prof.ingest_s, cpu_pids=cpu_pids, valkey=client)  # fmt: skip
             say(f"  run {i + 1}: {r['end_to_end_per_s']:,.0f} events/s end to end, {r['accepted_per_s']:,.0f} "
                 f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}")  # fmt: skip
             ingest.append(r)

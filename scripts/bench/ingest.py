@@ -11,7 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .config import BATCH
-from .servers import machine_cpu_seconds, tree_cpu_seconds
+from .servers import machine_cpu_seconds, tree_cpu_seconds, valkey_commands, valkey_commands_per_event
 from .traffic import Traffic, clients_join, post_clients
 from .util import percentile, timed_bar
 
@@ -62,10 +62,12 @@ def wait_applied(since: datetime, expected: int, timeout: float, desc: str = "dr
 
 def ingest_run(
     *, port: int, api_key: str, traffic: Traffic, clients: int, seconds: float, cpu_pids: dict[str, int],
-    drain_timeout: float = 300.0, batch: int = BATCH,
+    valkey: Any, drain_timeout: float = 300.0, batch: int = BATCH,
 ) -> dict[str, Any]:  # fmt: skip
-    """Events/s end to end: first POST to the last event applied to the sorted sets."""
+    """Events/s end to end: first POST to the last event applied to the sorted sets; CPU per
+    component, and where Valkey's time went by command (``valkey`` is a client of the rankings' node)."""
     since = db_now()
+    commands_before = valkey_commands(valkey)
     cpu_before = {name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()}
     machine_before = machine_cpu_seconds()
     started = time.monotonic()
@@ -77,6 +79,7 @@ def ingest_run(
     load_end = time.monotonic()
     finished, counted = wait_applied(since, result.events, drain_timeout)
     cpu_after = {name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()}
+    commands = valkey_commands_per_event(commands_before, valkey_commands(valkey), counted)
     wall = finished - started
     cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_pids}
     cpu["load generator"] = result.cpu_s
@@ -103,4 +106,5 @@ def ingest_run(
         "cpu_s_per_1k_all": sum(v for k, v in per_k.items() if k != "other processes"),
         "cpu_core_pct": share,
         "cpu_total_pct": sum(v for k, v in share.items() if k != "other processes"),
+        "valkey_commands": commands,
     }

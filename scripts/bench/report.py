@@ -62,6 +62,19 @@ def cpu_rows(ing: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+VALKEY_COMMANDS_NOTE = (
+    "from INFO commandstats over the run; a script's entry (`evalsha`) includes the commands it runs, "
+    "which are listed under their own names too"
+)
+
+
+def valkey_command_rows(ing: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(command, calls per event, µs of Valkey time per event), the most expensive first."""
+    commands = ing.get("valkey_commands") or {}
+    ordered = sorted(commands.items(), key=lambda item: -item[1]["us_per_event"])
+    return [(name.upper(), _fmt(c["calls_per_event"], 2), _fmt(c["us_per_event"], 1)) for name, c in ordered]
+
+
 def headline(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(metric, measured, goal, verdict) rows: the goals of SPEC §12, then figures for information."""
     mode = res.get("profile", {}).get("name", "full")
@@ -184,6 +197,12 @@ def render_section(res: dict[str, Any]) -> str:
         rows: list[tuple[str, ...]] = list(cpu_rows(med))
         out += _table(("Component", "CPU-s per 1k events", "% of a core"), rows)
         out.append("")
+        valkey_rows = valkey_command_rows(med)
+        if valkey_rows:
+            out.append(f"Where Valkey's time went during the ingest runs (median over runs; {VALKEY_COMMANDS_NOTE}):")
+            out.append("")
+            out += _table(("Command", "Calls per event", "µs per event"), valkey_rows)
+            out.append("")
     fr = res.get("freshness")
     if fr:
         med, r = fr["median"], fr["runs"]
@@ -356,4 +375,11 @@ def print_ingest(res: dict[str, Any]) -> None:
         print(f"{'CPU per component, ingest':<{width}}  {'CPU-s / 1k events':>17}  {'% of a core':>11}")
         for name, per_k, pct in cpu:
             print(f"{name:<{width}}  {per_k:>17}  {pct:>11}")
+        valkey_rows = valkey_command_rows(ing)
+        if valkey_rows:
+            print()
+            print(f"{'Valkey by command, ingest':<{width}}  {'calls / event':>17}  {'µs / event':>11}")
+            for name, calls, us in valkey_rows:
+                print(f"{name:<{width}}  {calls:>17}  {us:>11}")
+            print(f"({VALKEY_COMMANDS_NOTE})")
     print()

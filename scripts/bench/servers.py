@@ -152,6 +152,28 @@ def valkey_cpu_s(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def valkey_commands(client: Any) -> dict[str, tuple[int, int]]:
+    """Per command, (calls, microseconds) so far, from INFO commandstats. A script's own entry
+    (``evalsha``) includes the time of the commands it runs, which are also counted under theirs."""
+    return {
+        name.removeprefix("cmdstat_"): (int(stats["calls"]), int(stats["usec"]))
+        for name, stats in client.info("commandstats").items()
+    }
+
+
+def valkey_commands_per_event(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], events: int, *, most: int = 6
+) -> dict[str, dict[str, float]]:
+    """The commands that took most of Valkey's time between two snapshots: calls and µs per event."""
+    grown = {
+        name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+        for name, (calls, usec) in after.items()
+    }
+    top = sorted((item for item in grown.items() if item[1][1] > 0), key=lambda item: -item[1][1])[:most]
+    n = max(events, 1)
+    return {name: {"calls_per_event": calls / n, "us_per_event": usec / n} for name, (calls, usec) in top}
+
+
 # --- the machine -------------------------------------------------------------------------------
 
 

@@ -91,3 +91,15 @@ def test_cpu_per_component_in_the_printout_and_the_page(capsys: pytest.CaptureFi
         assert prefix in out, prefix
     names = [r[0] for r in report.cpu_rows(res["ingest"]["median"])]
     assert names[: len(COMPONENTS)] == list(COMPONENTS)
+
+
+def test_valkey_time_by_command_most_expensive_first_in_the_printout() -> None:
+    ingest = {"valkey_commands": {"zadd": {"calls_per_event": 2.1, "us_per_event": 13.25},
+                                  "evalsha": {"calls_per_event": 0.006, "us_per_event": 61.0},
+                                  "zincrby": {"calls_per_event": 10.6, "us_per_event": 39.2}}}  # fmt: skip
+    assert report.valkey_command_rows(ingest) == [
+        ("EVALSHA", "0.01", "61.0"),
+        ("ZINCRBY", "10.60", "39.2"),
+        ("ZADD", "2.10", "13.2"),
+    ]
+    assert report.valkey_command_rows({}) == []  # results of a run before the breakdown existed

@@ -67,11 +67,15 @@ def test_every_measurement_runs_on_a_tiny_data_set(
         cpu_pids = {name: proc.popen.pid for name, proc in procs.items()}
         ingested = ingest.ingest_run(
             port=port, api_key=key, traffic=workload, clients=1, seconds=1.0, cpu_pids=cpu_pids, batch=50,
-            drain_timeout=60,
+            drain_timeout=60, valkey=client,
         )  # fmt: skip
         assert ingested["complete"], ingested
         assert ingested["events"] > 0 and ingested["errors"] == 0
         assert set(ingested["cpu_s_per_1k"]) == {"bridge", "worker", "load generator", "other processes"}
+        # The events reached the sorted sets through the apply script (EVALSHA): it is in Valkey's breakdown.
+        commands = ingested["valkey_commands"]
+        assert commands["evalsha"]["calls_per_event"] > 0, commands
+        assert all(c["us_per_event"] > 0 for c in commands.values()) and len(commands) <= 6, commands
 
         fresh = freshness.freshness_run(
             port=port, api_key=key, traffic=workload, probe_ids=probe_ids, seconds=1.5, rate=200, batch=20
@@ -149,6 +153,7 @@ def test_every_measurement_runs_on_a_tiny_data_set(
         assert f"| {row}" in text, row
     for row in ("| bridge |", "| worker |", "| load generator |", "| total, all processes of the benchmark |"):
         assert row in text, row
+    assert "Where Valkey's time went" in text and "| EVALSHA |" in text
     plot.plot(report.doc_results(doc), path=png)
     assert png.stat().st_size > 10_000
 
