@@ -7,6 +7,7 @@ Every read goes to Redis (rankings.selectors); a lost Redis connection is a
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -34,6 +35,7 @@ from rankings.serializers import (
     RankingMoversInputSerializer,
     RankingMoversOutputSerializer,
     RankingPageOutputSerializer,
+    RisingOutputSerializer,
     VideoRankingOutputSerializer,
 )
 
@@ -103,11 +105,9 @@ def _snapshot_not_kept(exc: selectors.SnapshotNotKept, now: datetime) -> NotFoun
     )
 
 
-# Output serializers bound once per process. A serializer instance deep-copies its declared
-# fields when first used, which cost more than the Redis reads of a top-20 page; rendering
-# through to_representation() keeps no per-request state, so one instance serves every thread.
+# Output serializers bound once per process (a serializer instance deep-copies its declared fields
+# when first used). They document the bodies in the schema; the hottest bodies are built below.
 _PAGE_OUTPUT = RankingPageOutputSerializer()
-_VIDEO_OUTPUT = VideoRankingOutputSerializer()
 # The top-N page is the hottest read: its body is built as plain dicts, in the field order and with
 # the field conversions of RankingPageOutputSerializer (which still documents it in the schema).
 # Walking DRF's fields for 20 entries with nested videos was a quarter of the request's CPU.
@@ -115,6 +115,7 @@ _VIDEO_OUTPUT = VideoRankingOutputSerializer()
 _GENERATED_AT = _PAGE_OUTPUT.fields["generated_at"]
 _ENTRY_OUTPUT: Any = _PAGE_OUTPUT.fields["results"]
 _PUBLISHED_AT = _ENTRY_OUTPUT.child.fields["video"].fields["published_at"]
+_RISING_FIELDS = tuple(RisingOutputSerializer().fields)
 
 
 def _iso(moment: datetime) -> str:
@@ -134,6 +135,19 @@ def _published_at(text: str, current_timezone: tzinfo) -> Any:
     return _PUBLISHED_AT.to_representation(text)
 
 
+def _video_body(v: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """A video's public fields as RankedVideoSerializer prints them."""
+    return {
+        "id": int(v["id"]),
+        "title": str(v["title"]),
+        "category": str(v["category"]),
+        "owner": str(v["owner"]),
+        "thumbnail_url": str(v["thumbnail_url"]),
+        "duration_seconds": int(v["duration_seconds"]),
+        "published_at": None if v["published_at"] is None else _published_at(v["published_at"], zone),
+    }
+
+
 def _page_body(page: selectors.RankingPage) -> dict[str, Any]:
     zone = timezone.get_current_timezone()
     return {
@@ -148,19 +162,53 @@ def _page_body(page: selectors.RankingPage) -> dict[str, Any]:
                 "rank": int(e.rank),
                 "score": float(e.score),
                 "previous_rank": None if e.previous_rank is None else int(e.previous_rank),
-                "video": {
-                    "id": int(v["id"]),
-                    "title": str(v["title"]),
-                    "category": str(v["category"]),
-                    "owner": str(v["owner"]),
-                    "thumbnail_url": str(v["thumbnail_url"]),
-                    "duration_seconds": int(v["duration_seconds"]),
-                    "published_at": None if v["published_at"] is None else _published_at(v["published_at"], zone),
-                },
+                "video": _video_body(e.video, zone),
             }
             for e in page.results
-            for v in (e.video,)
         ],
+    }
+
+
+def _optional(value: Any, kind: Callable[[Any], Any]) -> Any:
+    return None if value is None else kind(value)
+
+
+def _standing_body(s: selectors.Standing) -> dict[str, Any]:
+    return {
+        "rank": _optional(s.rank, int),
+        "score": _optional(s.score, float),
+        "percentile": _optional(s.percentile, float),
+        "total": int(s.total),
+    }
+
+
+def _video_standings_body(
+    video: dict[str, Any], standings: list[selectors.Standing], breakdown: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The body of VideoRankingOutputSerializer (which documents it in the schema), as plain dicts in
+    its field order and with its conversions: walking DRF's fields for 12 standings and 30 breakdown
+    rows was half of the request's CPU, and the freshness probes and video pages poll it."""
+    by_window: dict[str, dict[str, Any]] = {w: {} for w in WINDOWS}
+    for standing in standings:
+        by_window[standing.window][standing.scope] = _standing_body(standing)
+    rising = selectors.rising_inputs(breakdown=breakdown)
+    return {
+        "video": _video_body(video, timezone.get_current_timezone()),
+        "standings": {w: {"global": by_window[w]["global"], "category": by_window[w]["category"]} for w in WINDOWS},
+        "breakdown": {
+            w: [
+                {
+                    "type": str(row["type"]),
+                    "weight": float(row["weight"]),
+                    "events": int(row["events"]),
+                    "units": float(row["units"]),
+                    "score": float(row["score"]),
+                }
+                for row in breakdown[w]
+            ]
+            for w in WINDOWS
+        },
+        "rising": {name: float(rising[name]) for name in _RISING_FIELDS},
     }
 
 
@@ -325,16 +373,7 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
             breakdown = selectors.score_breakdown(video_id=video_id)
         except selectors.UnknownVideo:
             raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
-        by_window: dict[str, dict[str, selectors.Standing]] = {w: {} for w in WINDOWS}
-        for standing in standings:
-            by_window[standing.window][standing.scope] = standing
-        data = {
-            "video": video,
-            "standings": by_window,
-            "breakdown": breakdown,
-            "rising": selectors.rising_inputs(breakdown=breakdown),
-        }
-        return Response(_VIDEO_OUTPUT.to_representation(data))
+        return Response(_video_standings_body(video, standings, breakdown))
 
 
 class RankingAroundApi(BackendUnavailableMixin, APIView):

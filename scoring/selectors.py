@@ -29,7 +29,7 @@ from leaderboard.windows import (
     rising_week_average,
     window_start,
 )
-from scoring.models import Batch, DeadLetter, HourlyCounter, WindowState
+from scoring.models import Batch, DeadLetter, HourlyCounter
 from videos.selectors import videos_published
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,12 @@ logger = logging.getLogger(__name__)
 
 def window_anchor() -> datetime:
     """The minute the sliding windows are anchored at (the current UTC minute before the first batch)."""
-    anchor = WindowState.objects.filter(id=1).values_list("anchor", flat=True).first()
-    return anchor if anchor is not None else minute_floor(timezone.now())
+    # Raw: building the ORM's query cost several times the query itself, and every video standings
+    # read asks.
+    with connection.cursor() as cur:
+        cur.execute("SELECT anchor FROM scoring_windowstate WHERE id = 1")
+        row = cur.fetchone()
+    return row[0] if row is not None else minute_floor(timezone.now())
 
 
 def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:

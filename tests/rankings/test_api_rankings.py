@@ -3,6 +3,7 @@ rank history and the OpenAPI description, against the real servers."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from datetime import timedelta
@@ -365,3 +366,40 @@ def test_schema_documents_parameters_and_every_response_of_the_rankings_endpoint
             assert operation["responses"][code]["content"]["application/json"]["examples"], (path, code)
     window = next(p for p in paths["/api/v1/rankings/"]["get"]["parameters"] if p["name"] == "window")
     assert window["schema"]["enum"] == list(WINDOWS)
+
+
+# --- the bodies built without the serializers -------------------------------------------
+
+
+def test_the_hot_bodies_are_exactly_what_their_documenting_serializers_print(
+    api: APIClient, make_video: MakeVideo, apply_events: Apply
+) -> None:
+    """The top page and a video's standings are built as plain dicts for speed; the output
+    serializers that document them in the schema must print the very same JSON from the same data."""
+    from rankings import selectors
+    from rankings.api import _page_body, _video_standings_body
+    from rankings.serializers import RankingPageOutputSerializer, VideoRankingOutputSerializer
+
+    sport = CategoryFactory(slug="sport", name="Sport")
+    ranked = make_video(category=sport, published_at=timezone.now() - timedelta(days=2))
+    plain = make_video(published_at=None)
+    unranked = make_video()
+    apply_events([*likes(ranked.id, 3), wire(ranked.id, "watch", watch_seconds=7), *likes(plain.id, 1)])
+    for video in (ranked, plain, unranked):
+        meta, standings = selectors.ranking_standings(video_id=video.id)
+        breakdown = selectors.score_breakdown(video_id=video.id)
+        by_window: dict[str, dict[str, Any]] = {w: {} for w in WINDOWS}
+        for standing in standings:
+            by_window[standing.window][standing.scope] = standing
+        documented = VideoRankingOutputSerializer().to_representation(
+            {"video": meta, "standings": by_window, "breakdown": breakdown,
+             "rising": selectors.rising_inputs(breakdown=breakdown)}
+        )  # fmt: skip
+        built = _video_standings_body(meta, standings, breakdown)
+        assert json.dumps(built) == json.dumps(documented)  # same values, same types, same key order
+        served = get_ok(api, f"/api/v1/rankings/videos/{video.id}/")
+        assert served["video"] == built["video"] and served["standings"]["day"] == built["standings"]["day"]
+    for window, slug, offset in (("day", None, 0), ("all", "sport", 0), ("hour", None, 1), ("trending", None, 0)):
+        page = selectors.ranking_top(window=window, category_slug=slug, limit=20, offset=offset)
+        documented_page = RankingPageOutputSerializer().to_representation(page)
+        assert json.dumps(_page_body(page)) == json.dumps(documented_page), window
