@@ -186,8 +186,8 @@ def _video_standings_body(
     video: dict[str, Any], standings: list[selectors.Standing], breakdown: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     """The body of VideoRankingOutputSerializer (which documents it in the schema), as plain dicts in
-    its field order and with its conversions: walking DRF's fields for 12 standings and 30 breakdown
-    rows was half of the request's CPU, and the freshness probes and video pages poll it."""
+    its field order and with its conversions, as for the top page: video pages and the freshness
+    probes poll this read, and DRF's walk of 12 standings and 30 breakdown rows is work for nothing."""
     by_window: dict[str, dict[str, Any]] = {w: {} for w in WINDOWS}
     for standing in standings:
         by_window[standing.window][standing.scope] = _standing_body(standing)

@@ -24,7 +24,9 @@ logger = logging.getLogger("scoring.bridge")
 class _Rebalance(AsyncConsumerRebalanceListener):
     """kafka-python calls these on its IO thread while the main thread waits in ``poll()``, so the
     buffer is this listener's alone meanwhile. A blocking commit cannot run on that thread (it would
-    wait for itself): the commit is awaited instead, and heartbeats go on while it travels."""
+    wait for itself): the commit is awaited instead, and heartbeats go on while it travels. Storing
+    the batch does block that thread; while Postgres is down the session may lapse, the partitions
+    move on uncommitted, and the next owner's re-read counts 0 times (docs/exactly-once.md)."""
 
     def __init__(self, command: Command) -> None:
         self.command = command
