@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -72,6 +73,9 @@ def pytest_unconfigure(config: object) -> None:
     from core.kafka import producer_reset
 
     producer_reset()
+    # Kafka clients the run leaves to the interpreter's exit would otherwise log every failed
+    # reconnect once the broker below is stopped: noise after the results, about nothing.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if CLUSTER is not None:
         for node in CLUSTER.load().get("cluster", []):
             CLUSTER._kill(node.get("pid"))
