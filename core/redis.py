@@ -19,8 +19,6 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-# One quick retry: enough for a dropped idle connection, short enough that a
-# dead server turns into a prompt 503 instead of seconds of backoff.
 # What the rankings store raises when it does not answer: redis-py's errors, and on a cluster also
 # RedisClusterException (no node reachable, or no slot map while a master restarts), which is not a
 # RedisError. Whoever turns "Redis is down" into a 503, a fallback or a later retry catches both.
@@ -29,6 +27,8 @@ REDIS_UNAVAILABLE: tuple[type[redis.RedisError], type[RedisClusterException]] = 
     RedisClusterException,
 )
 
+# One quick retry: enough for a dropped idle connection, short enough that a
+# dead server turns into a prompt 503 instead of seconds of backoff.
 _TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 5, "health_check_interval": 30}
 
 
