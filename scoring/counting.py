@@ -172,8 +172,8 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
                 array_param(k[1] for k, _ in rows),
                 array_param(k[2].isoformat() for k, _ in rows),
                 array_param(int(v[0]) for _, v in rows),
-                array_param(repr(float(v[1])) for _, v in rows),
-                array_param(repr(float(v[2])) for _, v in rows),
+                array_param(float(v[1]) for _, v in rows),
+                array_param(float(v[2]) for _, v in rows),
             ],
         )
         if not minutes:
@@ -192,7 +192,7 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
                 array_param(k[1] for k, _ in minutes),
                 array_param(k[2].isoformat() for k, _ in minutes),
                 array_param(int(v[0]) for _, v in minutes),
-                array_param(repr(float(v[1])) for _, v in minutes),
+                array_param(float(v[1]) for _, v in minutes),
             ],
         )
 
