@@ -23,6 +23,7 @@ from .config import (
     BENCH_DB,
     BENCH_DIR,
     BIN,
+    BRIDGE_ARGS,
     CELERY_CONCURRENCY,
     CELERY_POOL,
     DOC,
@@ -87,8 +88,8 @@ class Bench:
         web = Service("web", [str(BIN / "gunicorn"), "ranking_site.wsgi:application", "-b", f"127.0.0.1:{self.port}",
                               "-w", str(WEB_WORKERS), "-k", "gthread", "--threads", str(WEB_THREADS),
                               "--backlog", "2048", "--keep-alive", "30"], self.env, logs)  # fmt: skip
-        bridge = Service("bridge", [str(BIN / "python"), "manage.py", "kafka_bridge", "--batch-size", "5000",
-                                    "--max-wait-ms", "50", "--lag-every-s", "5"], self.env, logs)  # fmt: skip
+        bridge = Service("bridge", [str(BIN / "python"), "manage.py", "kafka_bridge", *BRIDGE_ARGS,
+                                    "--lag-every-s", "5"], self.env, logs)  # fmt: skip
         worker = Service("worker", [str(BIN / "celery"), "-A", "ranking_site", "worker", "--pool", CELERY_POOL,
                                     "--concurrency", str(CELERY_CONCURRENCY), "-Q", "batches,maintenance",
                                     "-l", "info", "--without-gossip", "--without-mingle", "-n", "bench@%h"],

@@ -23,6 +23,7 @@ WEB_WORKERS = 4
 WEB_THREADS = 1
 CELERY_POOL = "prefork"
 CELERY_CONCURRENCY = 2
+BRIDGE_ARGS = ("--batch-size", "5000", "--max-wait-ms", "50")  # of the one kafka_bridge
 INGEST_CLIENTS = 2
 BATCH = 500
 READ_WARMUP_S = 5.0  # per read endpoint, before the read runs

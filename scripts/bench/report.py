@@ -10,7 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from .config import BATCH, DOC, GOALS, REFERENCES
+from .config import BATCH, BRIDGE_ARGS, DOC, GOALS, REFERENCES
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -164,7 +164,7 @@ def render_section(res: dict[str, Any]) -> str:
                f"Valkey {m['valkey']}, Tansu (Kafka API). Servers, web, bridge, worker and load generator all share "
                f"the {m['cores']} cores. HTTP load: {m['load_tool']}.")  # fmt: skip
     lay = res["layout"]
-    out.append(f"**Processes**: gunicorn {lay['web']}; `kafka_bridge --batch-size 5000 --max-wait-ms 50` \u00d71; "
+    out.append(f"**Processes**: gunicorn {lay['web']}; `kafka_bridge {' '.join(BRIDGE_ARGS)}` \u00d71; "
                f"celery worker {lay['worker']}; {lay['clients']} load-generating client processes.")  # fmt: skip
     out.append(f"**Data**: {_fmt(ds['videos'])} videos, {_fmt(ds['users'])} users, {_fmt(ds['events'])} seeded "
                f"events over 7 days (Zipf {ds['zipf']}), {_fmt(ds['counter_rows'])} hourly counter rows; ranked "
