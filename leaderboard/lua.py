@@ -158,14 +158,17 @@ return {total, rows, trend, better, redis.call('HMGET', KEYS[4], unpack(ids)), r
 # Read of one video's standing in every window of one or more scopes. Read-only, one consistent
 # state. KEYS = a group per scope: its rankings (WINDOWS order), then its trend hash; ARGV[1] = the
 # member. Returns a reply per group: {t0, hl, then per window: score, ZCARD, members scored strictly
-# better}; score and better are nil where the member is not ranked. On a cluster a call holds one
-# group (one slot); one node has no slots to keep apart, and there one call reads both of a
-# video's scopes. A score is ZSCORE's own reply string, never a Lua number: Lua's tostring keeps
-# 14 significant digits, so a converted score would neither read back as the stored double nor
-# bound ZCOUNT at it.
+# better}; score and better are nil where the member is not ranked. With ARGV[2] (the video id) the
+# last key is a metadata hash of the same slot, and the video's field in it ends the reply (nil
+# when absent). On a cluster a call holds one group (one slot); one node has no slots to keep
+# apart, and there one call reads both of a video's scopes. A score is ZSCORE's own reply string,
+# never a Lua number: Lua's tostring keeps 14 significant digits, so a converted score would
+# neither read back as the stored double nor bound ZCOUNT at it.
 STANDINGS = f"""
 local replies = {{}}
-for base = 0, #KEYS - 1, {_N + 1} do
+local groups_end = #KEYS
+if ARGV[2] then groups_end = #KEYS - 1 end
+for base = 0, groups_end - 1, {_N + 1} do
   local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
   local out = {{trend[1], trend[2]}}
   for w = base + 1, base + {_N} do
@@ -178,6 +181,7 @@ for base = 0, #KEYS - 1, {_N + 1} do
   end
   replies[#replies + 1] = out
 end
+if ARGV[2] then replies[#replies + 1] = redis.call('HGET', KEYS[#KEYS], ARGV[2]) end
 return replies
 """
 

@@ -247,22 +247,73 @@ def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
         replies = [standings(keys=keys, args=member)[0] for keys in groups]
     else:
         replies = standings(keys=groups[0] + groups[1], args=member)
+    return _standings_of(replies[0], replies[1])
+
+
+# Video id -> the category its cached metadata named at its last standings read: a guess, so that
+# the metadata and the standings of both scopes come back in one call on one node (one fewer on a
+# cluster). The metadata read in that same call decides: a wrong or missing guess costs the call
+# the read took anyway. Bounded: emptied when full.
+_category_guess: dict[int, int] = {}
+_CATEGORY_GUESS_MAX = 100_000
+
+
+@dataclass
+class VideoStandings:
+    status: str
+    category_id: int | None
+    video: dict[str, Any]  # public fields, as video_meta_cached
+    standings: list[Standing]  # as ranking_standings; empty unless the video is published in a category
+
+
+def video_standings(*, video_id: int) -> VideoStandings | None:
+    """A video's cached metadata with its standings (ranking_standings), in as few calls as the
+    category guess allows; None when the metadata cache does not hold the video."""
+    member = rk.member(video_id)
+    guess = _category_guess.get(video_id)
+    glob_keys = _scope_standings_keys(None)
+    cat_keys = _scope_standings_keys(guess) if guess is not None else ()
+    meta = (rk.meta_key(rk.GLOBAL),)
+    standings = script(STANDINGS)
+    if is_cluster():  # the metadata hash shares the global scope's slot
+        *replies, packed = standings(keys=glob_keys + meta, args=[member, video_id])
+        if cat_keys:
+            replies += standings(keys=cat_keys, args=[member])
+    else:
+        *replies, packed = standings(keys=glob_keys + cat_keys + meta, args=[member, video_id])
+    if packed is None:
+        return None
+    data = json.loads(packed)
+    status, category_id = str(data["status"]), data.get("category_id")
+    found = VideoStandings(status, category_id, _video_fields(data, video_id), [])
+    if status != "published" or category_id is None:
+        return found
+    category_id = int(category_id)
+    if category_id != guess:
+        if len(_category_guess) >= _CATEGORY_GUESS_MAX:
+            _category_guess.clear()
+        _category_guess[video_id] = category_id
+        replies = [replies[0], standings(keys=_scope_standings_keys(category_id), args=[member])[0]]
+    found.standings = _standings_of(replies[0], replies[1])
+    return found
+
+
+def _standings_of(glob_reply: Sequence[Any], cat_reply: Sequence[Any]) -> list[Standing]:
     now = timezone.now()
-    glob, cat = (
-        _scope_standings(scope, reply, now) for scope, reply in zip(("global", "category"), replies, strict=True)
-    )
+    glob, cat = _scope_standings("global", glob_reply, now), _scope_standings("category", cat_reply, now)
     # Window by window, the global standing before the category one.
     return [standing for pair in zip(glob, cat, strict=True) for standing in pair]
 
 
 @lru_cache(maxsize=256)
+def _scope_standings_keys(category_id: int | None) -> tuple[str, ...]:
+    """The STANDINGS keys of one scope: its rankings in WINDOWS order, then its trend hash."""
+    return (*(rk.ranking_key(w, category_id) for w in WINDOWS), rk.trend_key(rk.scope_for(category_id)))
+
+
 def _standings_keys(category_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The STANDINGS keys of the global scope and of the category's: rankings in WINDOWS order, then trend."""
-
-    def scope_keys(cid: int | None) -> tuple[str, ...]:
-        return (*(rk.ranking_key(w, cid) for w in WINDOWS), rk.trend_key(rk.scope_for(cid)))
-
-    return scope_keys(None), scope_keys(category_id)
+    """The STANDINGS keys of the global scope and of the category's."""
+    return _scope_standings_keys(None), _scope_standings_keys(category_id)
 
 
 def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:

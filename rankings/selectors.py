@@ -88,22 +88,31 @@ def _video_of_row(row: catalogue.VideoRow) -> dict[str, Any]:
 def _published_meta(video_id: int) -> tuple[int, dict[str, Any]]:
     cached = reads.video_meta_cached(video_id=video_id)
     if cached is None:
-        # Not cached yet (saved a moment ago, or Redis rebuilt): read the same fields from Postgres,
-        # so the answer has the full video shape rather than only its id.
-        row = next(iter(catalogue.video_rows(video_ids=[video_id])), None)
-        if row is None or row[1] != "published":
-            raise UnknownVideo(video_id)
-        return int(row[2]), _video_of_row(row)
+        return _published_row(video_id)
     status, cid, video = cached
     if status != "published" or cid is None:
         raise UnknownVideo(video_id)
     return cid, video
 
 
+def _published_row(video_id: int) -> tuple[int, dict[str, Any]]:
+    # Not cached yet (saved a moment ago, or Redis rebuilt): read the same fields from Postgres,
+    # so the answer has the full video shape rather than only its id.
+    row = next(iter(catalogue.video_rows(video_ids=[video_id])), None)
+    if row is None or row[1] != "published":
+        raise UnknownVideo(video_id)
+    return int(row[2]), _video_of_row(row)
+
+
 def ranking_standings(*, video_id: int) -> tuple[dict[str, Any], list[Standing]]:
     """A published video's rank, score and percentile in every window, globally and in its category."""
-    cid, video = _published_meta(video_id)
-    return video, reads.ranking_standings(video_id=video_id, category_id=cid)
+    found = reads.video_standings(video_id=video_id)
+    if found is None:
+        cid, video = _published_row(video_id)
+        return video, reads.ranking_standings(video_id=video_id, category_id=cid)
+    if found.status != "published" or found.category_id is None:
+        raise UnknownVideo(video_id)
+    return found.video, found.standings
 
 
 @dataclass

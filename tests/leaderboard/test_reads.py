@@ -201,3 +201,42 @@ def test_a_page_hands_out_videos_of_its_own_and_reads_changed_metadata(frozen_no
     assert _top_video()["title"] == "Cat plays the piano"
     client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the drums").packed())
     assert _top_video()["title"] == "Cat plays the drums"
+
+
+def _published_in(category_id: int, status: str = "published") -> VideoMeta:
+    return VideoMeta(
+        id=1, status=status, category_id=category_id, title="Cat", category=f"c{category_id}",
+        category_name="C", owner="alice", thumbnail_url="", duration_seconds=60, published_at="",
+    )  # fmt: skip
+
+
+def test_a_videos_standings_follow_its_cached_category_whatever_the_last_read_saw(frozen_now: None) -> None:
+    """video_standings reads the metadata and the standings together; a category it remembers from
+    an earlier read is only a guess, and the metadata read with it decides which scope answers."""
+    other = CATEGORY + 1
+    glob, cat = random_scopes(4, list(range(1, 31)))
+    moved: Scores = {w: {m: s * 3 for m, s in members.items()} for w, members in cat.items()}
+    scope_write(None, glob, T0)
+    scope_write(CATEGORY, cat, T0 + HL)
+    scope_write(other, moved, T0 + HL)
+    client = redis_client()
+    reads._category_guess.clear()  # a process that has not read video 1 yet
+    assert reads.video_standings(video_id=1) is None  # not in the metadata cache: the caller asks Postgres
+
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(CATEGORY).packed())
+    in_first = model_standings(vid=1, scopes={"global": (glob, T0), "category": (cat, T0 + HL)})
+    for _ in range(2):  # no guess yet, then the remembered category
+        found = reads.video_standings(video_id=1)
+        assert found is not None and (found.status, found.category_id) == ("published", CATEGORY)
+        assert found.video["title"] == "Cat" and found.standings == in_first
+
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(other).packed())  # recategorised since
+    in_other = model_standings(vid=1, scopes={"global": (glob, T0), "category": (moved, T0 + HL)})
+    assert in_other != in_first
+    for _ in range(2):
+        found = reads.video_standings(video_id=1)
+        assert found is not None and found.category_id == other and found.standings == in_other
+
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(other, status="hidden").packed())
+    found = reads.video_standings(video_id=1)
+    assert found is not None and (found.status, found.standings) == ("hidden", [])
