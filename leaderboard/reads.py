@@ -1,7 +1,8 @@
 """Read primitives of the projection. Every list read is O(log N + page) in Redis on one
 scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's
-standings one Lua call (leaderboard.lua.STANDINGS; one per scope on a cluster); the other
-lists take one round trip for the page and one for its metadata and previous ranks.
+standings one Lua call (leaderboard.lua.STANDINGS; one per scope on a cluster), which also
+reads the video's metadata when the caller asks (``video_standings``); the other lists take
+one round trip for the page and one for its metadata and previous ranks.
 Nothing here reads Postgres."""
 
 from __future__ import annotations
