@@ -95,8 +95,10 @@ def _partition_ensure(*, parent: str, start: date, lower: date, upper: date) -> 
             cur.execute(_EXISTS, [name])
             if not cur.fetchone()[0]:
                 # CHECK constraints too: ATTACH refuses a child without every constraint of the parent.
+                # Storage too: the ledger's payload is kept uncompressed (scoring migration 0007).
                 cur.execute(
-                    f"CREATE TABLE {quote(name)} (LIKE {quote(parent)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                    f"CREATE TABLE {quote(name)} "
+                    f"(LIKE {quote(parent)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
                 )
                 cur.execute(
                     f"ALTER TABLE {quote(parent)} ATTACH PARTITION {quote(name)} FOR VALUES FROM (%s) TO (%s)",

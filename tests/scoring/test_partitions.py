@@ -50,6 +50,12 @@ def batch_name(day: date) -> str:
     return f"scoring_batch_p{day:%Y%m%d}"
 
 
+def payload_storage(table: str) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'payload'", [table])
+        return str(cur.fetchone()[0])
+
+
 @pytest.fixture
 def no_partitions(db: None) -> None:
     """No partition of either table exists (inside this test's transaction)."""
@@ -108,6 +114,8 @@ def test_a_batch_never_fails_for_lack_of_a_partition(
     assert exists(seen_name(seen_period(day=later.date())))
     Batch.objects.create(received_at=later, source=Batch.Source.ROLLOVER, processed_at=later, deltas=[])
     assert exists(batch_name(later.date()))
+    # Partitions made on demand store the payload as the ledger does: uncompressed (migration 0007).
+    assert {payload_storage(batch_name(day)) for day in (today(), later.date())} == {"e"}
 
 
 @pytest.mark.django_db
