@@ -136,7 +136,7 @@ def event_wire(event: SeedEvent, *, catalog: Catalog, user_ids: list[int], kinds
     """The event as a client would send it (a fresh event id: the pipeline dedupes on it)."""
     user = event[3]
     return WireEvent(
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         video_id=catalog.ids[event[0]],
         type=kinds[event[1]].name,
         occurred_at=datetime.fromtimestamp(event[2], tz=UTC),

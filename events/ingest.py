@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from events.models import ApiKey
 from events.producer import events_produce
 from events.selectors import VerifiedApiKey, api_keys_matching, event_type_names, videos_published_filter
 from events.serializers import EventBatchInputSerializer, EventInputSerializer, event_attrs_plain
-from events.wire import WireEvent
+from events.wire import WireEvent, uuid_text_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +97,10 @@ def _check_videos(valid: Mapping[int, Mapping[str, Any]], errors: dict[int, Any]
             errors.setdefault(index, {})["video_id"] = [f"Unknown or unpublished video {attrs['video_id']}."]
 
 
-def _uuid4s(count: int) -> Iterator[uuid.UUID]:
-    """``count`` random (version 4) ids from one read of the OS's random source, not one each."""
+def _uuid4s(count: int) -> Iterator[str]:
+    """``count`` random (version 4) ids as text, from one read of the OS's random source, not one each."""
     randomness = os.urandom(16 * count)
-    return (uuid.UUID(bytes=randomness[i : i + 16], version=4) for i in range(0, 16 * count, 16))
+    return (uuid_text_of(randomness[i : i + 16], 4) for i in range(0, 16 * count, 16))
 
 
 def _first_occurrences(events: Sequence[WireEvent]) -> list[WireEvent]:
@@ -112,7 +111,7 @@ def _first_occurrences(events: Sequence[WireEvent]) -> list[WireEvent]:
     Producing the repeat too would be harmless (the worker claims each id once) but
     would put a message on the topic that can never count.
     """
-    seen: set[uuid.UUID] = set()
+    seen: set[str] = set()
     first: list[WireEvent] = []
     for event in events:
         if event.event_id not in seen:
@@ -142,7 +141,7 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
     new_ids = _uuid4s(sum(1 for attrs in attrs_in_order if not attrs.get("event_id")))
     events = [
         WireEvent(
-            event_id=attrs.get("event_id") or next(new_ids),
+            event_id=str(attrs["event_id"]) if attrs.get("event_id") else next(new_ids),
             video_id=attrs["video_id"],
             type=attrs["type"],
             occurred_at=attrs.get("occurred_at") or now,
@@ -153,7 +152,7 @@ def events_ingest(*, payload: object, api_key: VerifiedApiKey, request_id: str) 
         )
         for attrs in attrs_in_order
     ]
-    event_ids = [str(event.event_id) for event in events]
+    event_ids = [event.event_id for event in events]
     try:
         started = time.perf_counter()
         events_produce(events=_first_occurrences(events), request_id=request_id, accepted_at=now)

@@ -70,7 +70,7 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
     # object (psycopg2's adapter) and back cost more than the rest of the dedupe.
     keys: list[tuple[str, str | None]] = []
     for e in events:
-        keys.append((str(e.event_id), e.dedupe_key(types[e.type].dedupe_window_seconds)))
+        keys.append((e.event_id, e.dedupe_key(types[e.type].dedupe_window_seconds)))
     fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}), anchor=anchor)
 
     claimed: set[str] = set()

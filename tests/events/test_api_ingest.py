@@ -257,7 +257,9 @@ def test_a_videos_partition_is_the_one_a_record_keyed_by_its_id_goes_to(topic: T
     events of both kinds land on one partition, so they are counted in order."""
     prod = events_kafka.producer()
     for video_id in (1, 7, 42, 1234567, 2**40):
-        value = WireEvent(event_id=uuid.uuid4(), video_id=video_id, type="view", occurred_at=timezone.now()).to_json()
+        value = WireEvent(
+            event_id=str(uuid.uuid4()), video_id=video_id, type="view", occurred_at=timezone.now()
+        ).to_json()
         sent = prod.send(topic.name, key=str(video_id).encode(), value=value).get(timeout=10)
         assert sent.partition == topic.partition_of(video_id)
 

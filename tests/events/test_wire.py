@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime
+
+import pytest
 
 from events.wire import (
     DEDUPE_NAMESPACE,
@@ -14,6 +17,8 @@ from events.wire import (
     epoch_us,
     record_encode,
     record_parse,
+    uuid_text,
+    uuid_text_of,
     wire_parse,
 )
 
@@ -22,7 +27,7 @@ ACCEPTED = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 def wire_event(video_id: int, **changes: object) -> WireEvent:
     fields: dict[str, object] = {
-        "event_id": uuid.uuid4(),
+        "event_id": str(uuid.uuid4()),
         "video_id": video_id,
         "type": "view",
         "occurred_at": datetime(2026, 3, 1, 11, 59, 59, 999999, tzinfo=UTC),
@@ -75,3 +80,26 @@ def test_the_dedupe_key_is_the_uuid5_of_user_video_type_window_and_bucket() -> N
         assert event.dedupe_key(1800) == str(expected)
     assert wire_event(42, user_id=None).dedupe_key(1800) is None
     assert wire_event(42).dedupe_key(0) is None
+
+
+def test_an_event_id_reads_as_its_one_canonical_text_whatever_form_it_came_in() -> None:
+    """Ids travel as text; the dedupe claim holds the canonical form, so one id sent in two spellings
+    (an older producer, a replayed dead letter) is still one id."""
+    for _ in range(50):
+        u = uuid.uuid4()
+        canonical = str(u)
+        for form in (canonical, canonical.upper(), u.hex, f"{{{u}}}", f"urn:uuid:{u}"):
+            assert uuid_text(form) == canonical
+        event = wire_event(9, event_id=canonical)
+        shouted = json.loads(event.to_json())
+        shouted["event_id"] = canonical.upper()
+        assert wire_parse(json.dumps(shouted)) == event
+    for bad in ("not-a-uuid", "", None, 12, str(uuid.uuid4())[:-1], str(uuid.uuid4()) + "0"):
+        with pytest.raises(ValueError):
+            uuid_text(bad)
+
+
+def test_ids_made_as_text_are_the_ids_the_uuid_module_makes() -> None:
+    for _ in range(200):
+        raw = os.urandom(16)
+        assert uuid_text_of(raw, 4) == str(uuid.UUID(bytes=raw, version=4))

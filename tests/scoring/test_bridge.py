@@ -126,7 +126,7 @@ def end_offsets() -> dict[int, int]:
 
 
 def event(video_id: int, type_: str = "like") -> WireEvent:
-    return WireEvent(event_id=uuid.uuid4(), video_id=video_id, type=type_, occurred_at=timezone.now())
+    return WireEvent(event_id=str(uuid.uuid4()), video_id=video_id, type=type_, occurred_at=timezone.now())
 
 
 def produce(events: list[WireEvent]) -> None:

@@ -149,7 +149,7 @@ def test_an_event_of_a_request_record_that_cannot_count_is_its_own_dead_letter_a
     video = make_video()
     now = timezone.now()
     events = [
-        WireEvent(event_id=uuid.uuid4(), video_id=video.id, type=kind, occurred_at=now, request_id="r-7")
+        WireEvent(event_id=str(uuid.uuid4()), video_id=video.id, type=kind, occurred_at=now, request_id="r-7")
         for kind in ("like", "clap", "view")
     ]
     outcome = apply_events([record_encode(events=events, request_id="r-7", accepted_at=now).decode()])

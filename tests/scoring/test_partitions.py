@@ -52,7 +52,9 @@ def batch_name(day: date) -> str:
 
 def payload_storage(table: str) -> str:
     with connection.cursor() as cur:
-        cur.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'payload'", [table])
+        cur.execute(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'payload'", [table]
+        )
         return str(cur.fetchone()[0])
 
 
