@@ -52,7 +52,7 @@ class WireError(ValueError):
 @dataclass(frozen=True, slots=True)
 class WireEvent:
     # Canonical text (``uuid_text``): ids travel as text from the API to the dedupe claim, and a
-    # UUID object made and printed again at each end cost about 3 µs an event.
+    # UUID object made and printed again at each end cost about 2 µs an event (docs/benchmarks.md).
     event_id: str
     video_id: int
     type: str

@@ -286,10 +286,10 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
         return None
     data = json.loads(packed)
     status, category_id = str(data["status"]), data.get("category_id")
+    category_id = None if category_id is None else int(category_id)
     found = VideoStandings(status, category_id, _video_fields(data, video_id), [])
     if status != "published" or category_id is None:
         return found
-    category_id = int(category_id)
     if category_id != guess:
         if len(_category_guess) >= _CATEGORY_GUESS_MAX:
             _category_guess.clear()
