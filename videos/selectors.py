@@ -83,11 +83,15 @@ class VideoFacts:
 
 def video_facts(*, video_ids: Collection[int]) -> dict[int, VideoFacts]:
     """Duration, status and category of each existing video among ``video_ids``."""
-    # Every batch asks for thousands of ids: one array literal, not a parameter per id (``id__in``).
+    # Every batch asks for thousands of ids: one array literal, not a parameter per id (``id__in``),
+    # joined rather than matched with ``= ANY``: the join reads the covering index ``video_facts``
+    # alone, ``= ANY`` went through the primary key to the table's pages (half the time, at a
+    # million videos).
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id, duration_seconds, status, category_id FROM {Video._meta.db_table} WHERE id = ANY(%s::bigint[])",
-            [array_param(sorted(video_ids))],
+            "SELECT v.id, v.duration_seconds, v.status, v.category_id "
+            f"FROM unnest(%s::bigint[]) AS wanted(id) JOIN {Video._meta.db_table} v ON v.id = wanted.id",
+            [array_param(sorted(set(video_ids)))],
         )
         return {vid: VideoFacts(duration, status, cid) for vid, duration, status, cid in cur.fetchall()}
 
