@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.factories import CategoryFactory, VideoFactory
@@ -11,9 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_video_facts_answer_for_the_videos_that_exist_and_only_those() -> None:
-    music, sport = CategoryFactory(slug="music"), CategoryFactory(slug="sport")
-    short = VideoFactory(category=music, duration_seconds=30)
-    hidden = VideoFactory(category=sport, duration_seconds=600, status="hidden")
+    music: Any = CategoryFactory(slug="music")
+    sport: Any = CategoryFactory(slug="sport")
+    short: Any = VideoFactory(category=music, duration_seconds=30)
+    hidden: Any = VideoFactory(category=sport, duration_seconds=600, status="hidden")
     unknown = max(short.id, hidden.id) + 1000
     asked = [hidden.id, short.id, unknown, short.id]  # repeats and an unknown id, in no order
     assert video_facts(video_ids=asked) == {
