@@ -202,7 +202,9 @@ def test_batch_is_produced_in_order_with_server_assigned_ids(
     ]
     before = topic.end_offsets()
 
+    sent_ms = time.time_ns() // 1_000_000
     response = post({"events": events})
+    answered_ms = time.time_ns() // 1_000_000
 
     assert response.status_code == 202, response.content
     body = response.json()
@@ -210,7 +212,10 @@ def test_batch_is_produced_in_order_with_server_assigned_ids(
     ids = body["event_ids"]
     assert ids[1] == given
     for assigned in (ids[0], ids[2]):
-        assert uuid.UUID(assigned).version == 4 and str(uuid.UUID(assigned)) == assigned
+        # Time-ordered (version 7): the acceptance time in milliseconds leads, so that the ids'
+        # dedupe claims go to the growing end of the claims' index.
+        assert uuid.UUID(assigned).version == 7 and str(uuid.UUID(assigned)) == assigned
+        assert sent_ms <= int.from_bytes(uuid.UUID(assigned).bytes[:6], "big") <= answered_ms
     assert len(set(ids)) == 3
     rid = response["X-Request-ID"]
     assert uuid.UUID(rid).version == 4  # generated when the client sends none
@@ -445,7 +450,7 @@ def test_event_id_repeated_in_one_request_is_accepted_and_produced_once(
     assert body["accepted"] == len(events)
     ids = body["event_ids"]
     assert [ids[0], ids[1], ids[2], ids[4]] == [dup, other, dup, dup]
-    assert ids[3] not in {dup, other} and uuid.UUID(ids[3]).version == 4
+    assert ids[3] not in {dup, other} and uuid.UUID(ids[3]).version == 7
     got = topic.read_ids(before, {dup, other, ids[3]})
     assert {event_id: len(messages) for event_id, messages in got.items()} == {dup: 1, other: 1, ids[3]: 1}
     [(partition, message)] = got[dup]
@@ -646,7 +651,7 @@ def test_kafka_unreachable_is_503_and_the_same_ids_can_be_retried(
     assert "Kafka" in error["message"] and "retry" in error["message"].lower()
     event_ids = error["details"]["event_ids"]
     assert len(event_ids) == 2 and event_ids[1] == events[1]["event_id"]
-    assert uuid.UUID(event_ids[0]).version == 4
+    assert uuid.UUID(event_ids[0]).version == 7
     assert response["Retry-After"] == "1"
 
     # The client resends with the ids it was given; the worker counts each id once.
