@@ -185,6 +185,21 @@ if ARGV[2] then replies[#replies + 1] = redis.call('HGET', KEYS[#KEYS], ARGV[2])
 return replies
 """
 
+# Where an entry (score, member) falls in one ranking: the number of entries ordered before it,
+# whether or not the ranking holds it. Read-only; the ranking's order is (score, member), and the
+# members of one score are found by binary search in that score's block (members are zero-padded
+# ids of one width, so Lua's string order is theirs). KEYS[1] = ranking; ARGV[1] = the stored score
+# as an exact bound, ARGV[2] = the member.
+BELOW = """
+local before = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
+local lo, hi = before, before + redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1])
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if redis.call('ZRANGE', KEYS[1], mid, mid)[1] < ARGV[2] then lo = mid + 1 else hi = mid end
+end
+return lo
+"""
+
 
 class LuaScript:
     """A script run by hash; on a cluster pipeline (which cannot preload scripts) sent whole."""
