@@ -6,7 +6,9 @@ category ``c<id>``. Every key of a scope carries the scope as its hash tag
 in one slot and every script call touches exactly one slot; scopes spread over
 the shards. Per scope:
 
-- ``rk:{s}:z:{window}``: ranking sorted sets. Scores are stored *negated* and
+- ``rk:{s}:z:{window}``: ranking sorted sets, in the category scopes only: a video is
+  ranked in its category's scope, and the global lists are the union of the categories'
+  (leaderboard.union), merged when read. Scores are stored *negated* and
   members are zero-padded video ids, so that ZRANGE (ascending) lists the best
   score first and, among equal scores, the lower video id first. That tie order
   is part of the API contract.
@@ -47,8 +49,13 @@ def scope_prefix(scope: str) -> str:
     return f"{PREFIX}{{{scope}}}:"
 
 
-def ranking_key(window: str, category_id: int | None = None) -> str:
-    return f"{scope_prefix(scope_for(category_id))}z:{window}"
+def ranking_key(window: str, category_id: int) -> str:
+    """A category's ranking; a global one is no key but their union (leaderboard.union)."""
+    return scope_ranking_key(scope_for(category_id), window)
+
+
+def scope_ranking_key(scope: str, window: str) -> str:
+    return f"{scope_prefix(scope)}z:{window}"
 
 
 def meta_key(scope: str) -> str:

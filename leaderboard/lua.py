@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from redis.client import Pipeline
 from redis.commands.core import Script
 
 from core.redis import redis_client
@@ -200,16 +199,49 @@ end
 return lo
 """
 
+# A video's global standings from its scores (leaderboard.union): per window, the entries of the
+# categories' lists and those of them scored strictly better than the video. KEYS = a group per
+# category: its rankings (WINDOWS order), then its trend hash; with ARGV[1] = the t0 the trending
+# bound is relative to ('' for none) and ARGV[1 + w] = window w's bound, ZSCORE's reply as it came
+# ('' for none). A category whose t0 differs (a rebase between its scopes) gets the trending bound
+# on its own scale. Returns {entries, better} per window, summed over the groups: on one node one
+# call reads every category, on a cluster one call per category (slot) and the caller adds them up.
+UNION_COUNTS = (
+    _COMMON
+    + f"""
+local out = {{}}
+for w = 1, {_N} do out[2 * w - 1] = 0; out[2 * w] = 0 end
+for base = 0, #KEYS - 1, {_N + 1} do
+  local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
+  for w = 1, {_N} do
+    local key = KEYS[base + w]
+    out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
+    local bound = ARGV[w + 1]
+    if bound ~= '' then
+      if w == TRENDING and trend[1] and ARGV[1] ~= '' and trend[1] ~= ARGV[1] then
+        local f = math.pow(2, (tonumber(ARGV[1]) - tonumber(trend[1])) / tonumber(trend[2]))
+        bound = string.format('%.17g', tonumber(bound) * f)
+      end
+      out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
+    end
+  end
+end
+return out
+"""
+)
+
 
 class LuaScript:
-    """A script run by hash; on a cluster pipeline (which cannot preload scripts) sent whole."""
+    """A script run by hash; in a pipeline sent whole. A cluster pipeline cannot preload scripts,
+    and a one-node pipeline holding EVALSHA first asks the server in a round trip of its own
+    whether the script is loaded; EVAL of a script the server has seen is looked up by hash."""
 
     def __init__(self, source: str) -> None:
         self.source = source
 
     def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = (), client: Any = None) -> Any:
         target = client if client is not None else redis_client()
-        if settings.REDIS_CLUSTER and not isinstance(target, Pipeline) and hasattr(target, "command_stack"):
+        if hasattr(target, "command_stack"):
             # A cluster pipeline refuses EVALSHA and its eval() is no command; EVAL itself is routed
             # to the slot of its keys.
             return target.execute_command("EVAL", self.source, len(keys), *keys, *args)

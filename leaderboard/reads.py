@@ -1,9 +1,10 @@
-"""Read primitives of the projection. Every list read is O(log N + page) in Redis on one
-scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's
-standings one Lua call (leaderboard.lua.STANDINGS; one per scope on a cluster), which also
-reads the video's metadata when the caller asks (``video_standings``); the other lists take
-one round trip for the page and one for its metadata and previous ranks.
-Nothing here reads Postgres."""
+"""Read primitives of the projection. A category's list read is O(log N + page) in Redis on one
+scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's standings
+in its category one Lua call (leaderboard.lua.STANDINGS), which also reads the video's metadata
+when the caller asks (``video_standings``). A global list is the union of the category lists,
+merged when read (leaderboard.union): a page takes one round trip for the categories' heads and
+one for its metadata and previous ranks; a video's global standings one more call after its
+category's. Nothing here reads Postgres."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
+from leaderboard import union
 from leaderboard.lua import STANDINGS, TOP, script
 from leaderboard.windows import WINDOWS
 
@@ -140,7 +142,7 @@ class RankingPage:
 def _entries(
     client: Any,
     window: str,
-    category_id: int | None,
+    category_id: int,
     rows: list[tuple[bytes, float]],
     first_position: int,
     factor: float,
@@ -178,6 +180,8 @@ def _ranked_entries(
 def ranking_top(
     *, window: str, category_id: int | None, category_slug: str | None, limit: int, offset: int
 ) -> RankingPage:
+    if category_id is None:
+        return _union_top(window=window, limit=limit, offset=offset)
     key = rk.ranking_key(window, category_id)
     # One round trip (leaderboard.lua.TOP) for the count, the page, its ties, metadata and previous ranks.
     scope = rk.scope_for(category_id)
@@ -197,6 +201,30 @@ def ranking_top(
     return page
 
 
+def _union_top(*, window: str, limit: int, offset: int) -> RankingPage:
+    found = union.union_page(window=window, offset=offset, limit=limit)
+    now = timezone.now()
+    page = RankingPage(window=window, category=None, generated_at=now, total=found.total, limit=limit, offset=offset)
+    page.results = _union_entries(window, found.rows, offset, found.better, _decay_factor(found.trend, now))
+    return page
+
+
+def _union_entries(
+    window: str, rows: list[union.Row], first_position: int, better: int, factor: float
+) -> list[RankingEntry]:
+    """Rank, metadata and previous rank of a page of the union, in one round trip (the global
+    scope's metadata and snapshot hashes share a slot)."""
+    if not rows:
+        return []
+    ids = [str(rk.video_id_of(m)) for m, _ in rows]
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hmget(rk.meta_key(rk.GLOBAL), ids)
+    pipe.hmget(rk.snapshot_key(window, None), ids)
+    metas, previous = pipe.execute()
+    scored = [(int(vid), s) for vid, (_, s) in zip(ids, rows, strict=True)]
+    return _ranked_entries(window, scored, first_position, better + 1, metas, previous, factor)
+
+
 def ranked_tops(
     *, depth: int, lists: Sequence[tuple[str, int | None]] | None = None
 ) -> list[tuple[str, int | None, list[list[Any]]]]:
@@ -210,19 +238,28 @@ def ranked_tops(
         scope_ids = [cid for cid, _ in ranking_scopes()]
         lists = [(w, cid) for w in WINDOWS for cid in scope_ids]
     wanted = list(lists)
-    scopes = sorted({cid for _, cid in wanted}, key=lambda c: -1 if c is None else c)
+    stored = [(w, cid) for w, cid in wanted if cid is not None]
+    scopes = sorted({cid for _, cid in stored})
     pipe = redis_client().pipeline(transaction=False)
-    for window, cid in wanted:
+    for window, cid in stored:
         pipe.zrange(rk.ranking_key(window, cid), 0, depth - 1, withscores=True)
-    for cid in scopes:
-        pipe.hmget(rk.trend_key(rk.scope_for(cid)), "t0", "hl")
+    for scope_cid in scopes:
+        pipe.hmget(rk.trend_key(rk.scope_for(scope_cid)), "t0", "hl")
     out = pipe.execute()
     now = timezone.now()
-    factors = {cid: _decay_factor(trend, now) for cid, trend in zip(scopes, out[len(wanted) :], strict=True)}
-    tops = []
-    for (window, cid), rows in zip(wanted, out[: len(wanted)], strict=True):
+    factors = {c: _decay_factor(trend, now) for c, trend in zip(scopes, out[len(stored) :], strict=True)}
+    read: dict[tuple[str, int | None], tuple[Sequence[tuple[bytes, float]], float]] = {
+        (window, cid): (rows, factors[cid]) for (window, cid), rows in zip(stored, out[: len(stored)], strict=True)
+    }
+    for window, list_cid in wanted:
+        if list_cid is None:
+            page = union.union_page(window=window, offset=0, limit=depth)
+            read[(window, None)] = (page.rows, _decay_factor(page.trend, now))
+    tops: list[tuple[str, int | None, list[list[Any]]]] = []
+    for window, list_cid in wanted:
+        rows, factor = read[(window, list_cid)]
         ranked = competition_ranks([(rk.video_id_of(m), s) for m, s in rows])
-        tops.append((window, cid, [[vid, rank, _score(window, s, factors[cid])] for vid, rank, s in ranked]))
+        tops.append((window, list_cid, [[vid, rank, _score(window, s, factor)] for vid, rank, s in ranked]))
     return tops
 
 
@@ -238,23 +275,14 @@ class Standing:
 
 def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     """The video's rank, score and percentile in every window, globally and in its category."""
-    # One read-only call (leaderboard.lua.STANDINGS) per scope on a cluster, where each is its own
-    # slot; one call for both on one node. Trending decays the same in every scope, but a scope's
-    # stored scores are relative to its own reference time, so each reply carries its scope's.
-    member = [rk.member(video_id)]
-    groups = _standings_keys(category_id)
-    standings = script(STANDINGS)
-    if is_cluster():
-        replies = [standings(keys=keys, args=member)[0] for keys in groups]
-    else:
-        replies = standings(keys=groups[0] + groups[1], args=member)
-    return _standings_of(replies[0], replies[1])
+    reply = script(STANDINGS)(keys=_scope_standings_keys(category_id), args=[rk.member(video_id)])[0]
+    return _standings_of(reply)
 
 
 # Video id -> the category its cached metadata named at its last standings read: a guess, so that
-# the metadata and the standings of both scopes come back in one call on one node (one fewer on a
-# cluster). The metadata read in that same call decides: a wrong or missing guess costs the call
-# the read took anyway. Bounded: emptied when full.
+# the metadata and the category's standings come back in one call on one node. The metadata read in
+# that same call decides: a wrong or missing guess costs the call the read took anyway. Bounded:
+# emptied when full.
 _category_guess: dict[int, int] = {}
 _CATEGORY_GUESS_MAX = 100_000
 
@@ -272,16 +300,14 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
     category guess allows; None when the metadata cache does not hold the video."""
     member = rk.member(video_id)
     guess = _category_guess.get(video_id)
-    glob_keys = _scope_standings_keys(None)
     cat_keys = _scope_standings_keys(guess) if guess is not None else ()
     meta = (rk.meta_key(rk.GLOBAL),)
     standings = script(STANDINGS)
-    if is_cluster():  # the metadata hash shares the global scope's slot
-        *replies, packed = standings(keys=glob_keys + meta, args=[member, video_id])
-        if cat_keys:
-            replies += standings(keys=cat_keys, args=[member])
+    if is_cluster():  # the metadata hash is in the global scope's slot, the category in its own
+        (packed,) = standings(keys=meta, args=[member, video_id])
+        replies = standings(keys=cat_keys, args=[member]) if cat_keys else []
     else:
-        *replies, packed = standings(keys=glob_keys + cat_keys + meta, args=[member, video_id])
+        *replies, packed = standings(keys=cat_keys + meta, args=[member, video_id])
     if packed is None:
         return None
     data = json.loads(packed)
@@ -294,12 +320,19 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
         if len(_category_guess) >= _CATEGORY_GUESS_MAX:
             _category_guess.clear()
         _category_guess[video_id] = category_id
-        replies = [replies[0], standings(keys=_scope_standings_keys(category_id), args=[member])[0]]
-    found.standings = _standings_of(replies[0], replies[1])
+        replies = standings(keys=_scope_standings_keys(category_id), args=[member])
+    found.standings = _standings_of(replies[0])
     return found
 
 
-def _standings_of(glob_reply: Sequence[Any], cat_reply: Sequence[Any]) -> list[Standing]:
+def _standings_of(cat_reply: Sequence[Any]) -> list[Standing]:
+    """Both scopes' standings from the category's STANDINGS reply: the global scores are the
+    category's, the global counts those of the union (leaderboard.union)."""
+    t0, scores = cat_reply[0], cat_reply[2::3]
+    counts = union.union_standing_counts(bounds=scores, t0=t0)
+    glob_reply = [t0, cat_reply[1]]
+    for score, (total, better) in zip(scores, counts, strict=True):
+        glob_reply += [score, total, better if score is not None else None]
     now = timezone.now()
     glob, cat = _scope_standings("global", glob_reply, now), _scope_standings("category", cat_reply, now)
     # Window by window, the global standing before the category one.
@@ -307,14 +340,9 @@ def _standings_of(glob_reply: Sequence[Any], cat_reply: Sequence[Any]) -> list[S
 
 
 @lru_cache(maxsize=256)
-def _scope_standings_keys(category_id: int | None) -> tuple[str, ...]:
+def _scope_standings_keys(category_id: int) -> tuple[str, ...]:
     """The STANDINGS keys of one scope: its rankings in WINDOWS order, then its trend hash."""
     return (*(rk.ranking_key(w, category_id) for w in WINDOWS), rk.trend_key(rk.scope_for(category_id)))
-
-
-def _standings_keys(category_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The STANDINGS keys of the global scope and of the category's."""
-    return _scope_standings_keys(None), _scope_standings_keys(category_id)
 
 
 def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:
@@ -333,8 +361,13 @@ def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[St
     return standings
 
 
-def ranking_around(*, video_id: int, window: str, radius: int, category_id: int | None) -> list[RankingEntry]:
-    """The video and up to ``radius`` neighbours above and below it in one ranking."""
+def ranking_around(
+    *, video_id: int, window: str, radius: int, category_id: int | None, video_category_id: int
+) -> list[RankingEntry]:
+    """The video and up to ``radius`` neighbours above and below it in one ranking (``category_id``
+    None: the global one; ``video_category_id`` is the video's category)."""
+    if category_id is None:
+        return _union_around(video_id=video_id, window=window, radius=radius, video_category_id=video_category_id)
     key = rk.ranking_key(window, category_id)
     client = redis_client()
     pipe = client.pipeline(transaction=False)
@@ -349,10 +382,32 @@ def ranking_around(*, video_id: int, window: str, radius: int, category_id: int 
     return _entries(client, window, category_id, rows, start, factor)
 
 
+def _union_around(*, video_id: int, window: str, radius: int, video_category_id: int) -> list[RankingEntry]:
+    member = rk.member(video_id).encode()
+    stored = redis_client().zscore(rk.ranking_key(window, video_category_id), member)
+    if stored is None:
+        return []
+    lists = union.union_lists(window=window)
+    if video_category_id in lists.category_ids:
+        stored *= lists.scales[lists.category_ids.index(video_category_id)]
+    rows, first = union.union_around(lists=lists, stored=stored, member=member, radius=radius)
+    if not rows:
+        return []
+    better = union.union_counts(lists=lists, stored=rows[0][1])
+    return _union_entries(window, rows, first, better, _decay_factor(lists.trend, timezone.now()))
+
+
 def ranking_top_since_snapshot(
     *, window: str, category_id: int | None, depth: int
 ) -> tuple[list[RankingEntry], datetime | None]:
     """The top ``depth`` entries with their previous ranks, and when that snapshot was taken."""
+    if category_id is None:
+        taken_at = redis_client().hget(rk.snapshot_key(window, None), "_taken_at")
+        if taken_at is None:
+            return [], None
+        page = union.union_page(window=window, offset=0, limit=depth)
+        entries = _union_entries(window, page.rows, 0, page.better, _decay_factor(page.trend, timezone.now()))
+        return entries, datetime.fromisoformat(taken_at.decode()).astimezone(UTC)
     key = rk.ranking_key(window, category_id)
     client = redis_client()
     pipe = client.pipeline(transaction=False)

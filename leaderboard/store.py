@@ -74,8 +74,7 @@ class VideoMeta:
 
 
 def _scope_keys(scope: str) -> list[str]:
-    cid = rk.category_of_scope(scope)
-    return [rk.ranking_key(w, cid) for w in WINDOWS]
+    return [rk.scope_ranking_key(scope, w) for w in WINDOWS]
 
 
 def scopes_not_built(*, scopes: Iterable[str]) -> list[str]:
@@ -113,6 +112,8 @@ def deltas_apply(*, batch_id: str, deltas: ScopedDeltas) -> int:
     applied = 0
     missing: list[str] = []
     for scope, scoped in deltas.items():
+        if scope == rk.GLOBAL:  # a batch stored before the global lists became the categories' union
+            continue
         keys = [*_scope_keys(scope), rk.ready_key(scope), rk.trend_key(scope)]
         chunks = [scoped[i : i + APPLY_CHUNK] for i in range(0, len(scoped), APPLY_CHUNK)]
         for index, chunk in enumerate(chunks):
@@ -178,7 +179,7 @@ def trend_t0(*, scope: str) -> float | None:
 
 def trending_rebase(*, scope: str, new_t0: int) -> bool:
     """Move a scope's forward-decay reference time; False when the scope is not built."""
-    keys = [rk.ready_key(scope), rk.trend_key(scope), rk.ranking_key("trending", rk.category_of_scope(scope))]
+    keys = [rk.ready_key(scope), rk.trend_key(scope), rk.scope_ranking_key(scope, "trending")]
     return int(script(REBASE)(keys=keys, args=[new_t0])) == 1
 
 
@@ -335,9 +336,9 @@ class Build:
         for window, value in zip(WINDOWS, values, strict=True):
             if value is None or abs(value) <= EPS[window]:
                 continue
-            for cid in (None, category_id):
-                if rk.scope_for(cid) in self.scopes:
-                    self.out.zadd(self.tmp(rk.ranking_key(window, cid)), member, -float(value))
+            # Only the category's lists: the global ones are their union (leaderboard.union).
+            if rk.scope_for(category_id) in self.scopes:
+                self.out.zadd(self.tmp(rk.ranking_key(window, category_id)), member, -float(value))
             self.ranked[window] += 1
 
     def flush(self) -> None:
@@ -346,6 +347,8 @@ class Build:
     def swap(self, *, t0: int, half_life_s: int, applied_batches: Sequence[str]) -> None:
         """Replace each scope's live keys at once; ``applied_batches`` are already inside the build."""
         for scope in sorted(self.scopes):
+            # The global scope's rankings are never built, so the swap drops any left from before
+            # the global lists became the categories' union.
             live = [*_scope_keys(scope), rk.meta_key(scope)]
             if scope == rk.GLOBAL:
                 live.append(rk.STATUS)

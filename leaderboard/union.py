@@ -25,12 +25,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
 from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import BELOW, script
+from leaderboard.lua import BELOW, UNION_COUNTS, script
+from leaderboard.windows import WINDOWS
 
 # A page ending at most this deep merges the categories' heads; a deeper one selects its start.
 HEAD_DEPTH = 1000
@@ -61,7 +63,14 @@ class Lists:
         return repr(stored if scale == 1.0 else stored / scale)
 
 
+# The category ids of the last read. Every read checks them in the same round trip (rk.CATS) and
+# reads again when they changed: a category created a moment ago is in the next answer.
 _known: list[tuple[int, ...]] = [()]
+
+
+class _Unsettled(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the categories kept changing while the rankings were read")
 
 
 def _pipeline(client: Any) -> Any:
@@ -105,7 +114,7 @@ def _read(window: str, extra: Any) -> tuple[Lists, list[Any]]:
             trends, rest = rest[:n], rest[n:]
             scales, trend = _trending_scales(trends)
         return Lists(window, ids, keys, cards, scales, trend), rest
-    raise RuntimeError("the categories kept changing while the rankings were read")
+    raise _Unsettled
 
 
 def _trending_scales(trends: Sequence[Sequence[bytes | None]]) -> tuple[tuple[float, ...], tuple[Any, Any]]:
@@ -251,3 +260,49 @@ def union_around(*, lists: Lists, stored: float, member: bytes, radius: int) -> 
     start = max(0, at - radius)
     # Rows merged before the window are the union's entries before ``firsts``, plus ``start``.
     return merged[start : at + radius + 1], sum(firsts) + start
+
+
+@lru_cache(maxsize=256)
+def _standings_group(category_id: int) -> tuple[str, ...]:
+    """A category's UNION_COUNTS keys: its rankings in WINDOWS order, then its trend hash."""
+    return (*(rk.ranking_key(w, category_id) for w in WINDOWS), rk.trend_key(rk.scope_for(category_id)))
+
+
+def union_standing_counts(*, bounds: Sequence[bytes | None], t0: bytes | None) -> list[tuple[int, int]]:
+    """Per window (WINDOWS order): the global list's entries, and those of them scored strictly
+    better than the window's bound (a video's stored score in its category, ZSCORE's reply; the
+    trending one relative to ``t0``, its category's). A None bound counts no better entries."""
+    client = redis_client()
+    counts = script(UNION_COUNTS)
+    args = [t0 or b"", *(b"" if b is None else b for b in bounds)]
+    for _ in range(3):
+        ids = _known[0]
+        pipe = _pipeline(client)
+        _category_ids_read(pipe)
+        groups = [_standings_group(cid) for cid in ids]
+        if is_cluster():
+            for group in groups:
+                counts(keys=group, args=args, client=pipe)
+        elif groups:
+            counts(keys=[k for group in groups for k in group], args=args, client=pipe)
+        out = pipe.execute()
+        current = _category_ids_of(out[0])
+        if current != ids:
+            _known[0] = current
+            continue
+        sums = [0] * (2 * len(WINDOWS))
+        for reply in out[1:]:
+            sums = [a + int(b) for a, b in zip(sums, reply, strict=True)]
+        return [(sums[2 * i], sums[2 * i + 1]) for i in range(len(WINDOWS))]
+    raise _Unsettled
+
+
+def union_rows(*, window: str) -> list[Row]:
+    """Every entry of the window's global list, best first (tools and checks; no request reads this)."""
+
+    def whole(pipe: Any, keys: Sequence[str]) -> None:
+        for key in keys:
+            pipe.zrange(key, 0, -1, withscores=True)
+
+    lists, per_list = _read(window, whole)
+    return _merged(lists, per_list)

@@ -129,7 +129,9 @@ def ranking_around(*, video_id: int, window: str, radius: int, category_slug: st
     cid = category_id_for(category_slug)
     if cid is not None and cid != cid_of_video:
         raise UnknownVideo(video_id)
-    results = reads.ranking_around(video_id=video_id, window=window, radius=radius, category_id=cid)
+    results = reads.ranking_around(
+        video_id=video_id, window=window, radius=radius, category_id=cid, video_category_id=cid_of_video
+    )
     return AroundPage(window=window, category=category_slug, video_id=video_id, results=results)
 
 

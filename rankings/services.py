@@ -198,7 +198,10 @@ def webhooks_evaluate() -> list[int]:
     by_list = {key: subs for key, subs in by_list.items() if key[1] in category_ids}
     if not by_list:
         return []
-    not_built = set(store.scopes_not_built(scopes={rk.scope_for(category_ids[slug]) for _, slug in by_list}))
+    # A global list is the union of every category's (leaderboard.union): it waits for all of them.
+    every_scope = [rk.scope_for(cid) for cid in category_ids.values()]
+    scopes_of = {slug: [rk.scope_for(cid)] if cid is not None else every_scope for slug, cid in category_ids.items()}
+    not_built = set(store.scopes_not_built(scopes={s for _, slug in by_list for s in scopes_of[slug]}))
     WatchedList.objects.bulk_create(
         [WatchedList(window=window, category_slug=slug) for window, slug in by_list], ignore_conflicts=True
     )
@@ -210,7 +213,7 @@ def webhooks_evaluate() -> list[int]:
         rows = [
             row
             for row in WatchedList.objects.select_for_update(skip_locked=True).filter(which)
-            if rk.scope_for(category_ids[row.category_slug]) not in not_built
+            if not not_built.intersection(scopes_of[row.category_slug])
         ]
         if not rows:
             return []

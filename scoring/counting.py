@@ -207,8 +207,9 @@ def scoped_deltas(
 def scopes_route(
     entries: Iterable[tuple[int, datetime, int, float]], *, facts: Mapping[int, VideoFacts]
 ) -> dict[str, list[list[float | int]]]:
-    """(video, bucket, window mask, score) -> deltas per scope: a published video's go to the global
-    scope and its category's; an unpublished video's go nowhere (its counters hold them for a republish)."""
+    """(video, bucket, window mask, score) -> deltas per scope: a published video's go to its category's
+    scope, whose lists the global ones are the union of (leaderboard.union); an unpublished video's go
+    nowhere (its counters hold them for a republish)."""
     deltas: dict[str, list[list[float | int]]] = defaultdict(list)
     epochs: dict[datetime, int] = {}  # few distinct buckets per batch
     for vid, bucket, mask, score in entries:
@@ -218,7 +219,5 @@ def scopes_route(
         seconds = epochs.get(bucket)
         if seconds is None:
             seconds = epochs[bucket] = epoch(bucket)
-        delta: list[float | int] = [vid, seconds, mask, score]
-        deltas[scope_for(None)].append(delta)
-        deltas[scope_for(video.category_id)].append(delta)
+        deltas[scope_for(video.category_id)].append([vid, seconds, mask, score])
     return dict(deltas)

@@ -91,7 +91,7 @@ class _State:
 
 @dataclass(frozen=True)
 class _Probe:
-    """Where a value lives in Redis: a ranking (window, scope) or the metadata."""
+    """Where a value lives in Redis: a category's ranking (window, category) or the metadata."""
 
     kind: str  # "zset" or META
     window: str = ""
@@ -100,6 +100,7 @@ class _Probe:
     @property
     def name(self) -> str:
         if self.kind == "zset":
+            assert self.category_id is not None, "a global list is no key but the categories' union"
             return rk.ranking_key(self.window, self.category_id)
         return rk.meta_key(rk.GLOBAL)
 
@@ -183,10 +184,11 @@ def _zsets_compare(state: _State, drift: dict[_Probe, KeyDrift], suspects: Suspe
     by_scope: dict[int | None, list[int]] = defaultdict(list)
     for vid, (status, cid) in state.videos.items():
         if status == "published" and vid in state.scores:
-            by_scope[None].append(vid)
             by_scope[cid].append(vid)
     for index, window in enumerate(WINDOWS):
-        for scope in [None, *state.categories]:
+        # The categories' lists only: the global ones are their union (leaderboard.union), read
+        # from these same keys.
+        for scope in state.categories:
             probe = _Probe("zset", window, scope)
             expected = {
                 vid: state.scaled(window, scope, v)

@@ -325,7 +325,9 @@ def window_rollover(*, now: datetime | None = None) -> int:
 def trending_rebase(*, now: datetime | None = None, min_age_s: int | None = None) -> bool:
     """Move each scope's forward-decay reference time forward so scores stay in float range.
 
-    True when any scope moved. Scopes are independent: each rebases in one call on its slot.
+    True when any scope moved. Each scope rebases in one call on its slot, every one to the same t0;
+    the global lists' read compares categories caught between two of these calls on one scale
+    (leaderboard.union).
     """
     new_t0 = epoch(hour_floor(now or timezone.now()))
     min_age = settings.RANKING_TRENDING_REBASE_S if min_age_s is None else min_age_s

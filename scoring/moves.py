@@ -36,7 +36,7 @@ class VideoState:
     def scopes(self) -> set[str]:
         if self.status != "published" or self.category_id is None:
             return set()
-        return {scope_for(None), scope_for(self.category_id)}
+        return {scope_for(self.category_id)}  # the global lists are the union of the categories'
 
 
 def video_moves_record(*, changes: Sequence[tuple[int, VideoState, VideoState]]) -> str | None:

@@ -5,14 +5,15 @@ only works with redis-py 2.x), so it imports nothing from the project. It talks
 to the benchmark's Valkey on a separate database number and prints one JSON
 object on stdout:
 
-1. copies the ranking the benchmark measures (our day ranking, scores stored
-   negated) into a library leaderboard, so both read the same members;
+1. copies the ranking the benchmark measures (our global day ranking: the union of
+   the categories' day rankings, scores stored negated) into a library leaderboard,
+   so both read the same members;
 2. applies the stream one ``change_score_for`` call per event, as an app
    using the library would, and times it;
 3. times ``leaders(1, page_size=20)`` and ``rank_for`` lookups.
 
     python scripts/bench_leaderboard.py --port 6379 --db 5 --source-db 0 \
-        --source-key rk:z:day:g --events stream.txt --seconds 10
+        --source-key 'rk:{c1}:z:day' --source-key 'rk:{c2}:z:day' --events stream.txt --seconds 10
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", type=int, required=True, help="database for the library's keys (flushed)")
     parser.add_argument("--source-db", type=int, default=0)
-    parser.add_argument("--source-key", default="rk:z:day:g")
+    parser.add_argument("--source-key", action="append", default=[], help="a sorted set to copy (repeat)")
     parser.add_argument("--events", required=True, help="file of 'member delta' lines")
     parser.add_argument("--seconds", type=float, default=10.0, help="max time applying events")
     parser.add_argument("--skip", type=int, default=0, help="events of the file to skip (earlier runs)")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fill:
         target.flushdb()
         started = time.perf_counter()
-        out["members_copied"] = board_fill(source, board, args.source_key)
+        out["members_copied"] = sum(board_fill(source, board, key) for key in args.source_key)
         out["fill_seconds"] = time.perf_counter() - started
     out["members"] = board.total_members()
 

@@ -540,7 +540,7 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
     client = redis_client()
     trend = {
         cid: tuple(float(x) for x in client.hmget(rk.trend_key(rk.scope_for(cid)), "t0", "hl"))
-        for cid in {None, *category_of.values()}
+        for cid in set(category_of.values())
     }
     expected: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for event in accepted:
@@ -551,11 +551,12 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
         mask = window_mask(minute, anchor)
         for window, bit in WINDOW_BITS.items():
             if mask & bit:
-                for cid in (None, category_of[vid]):
-                    t0, hl = trend[cid]
-                    value = score * (2 ** ((epoch(minute) - t0) / hl) if window == "trending" else 1)
-                    expected[rk.ranking_key(window, cid)][vid] += value
-    for cid in {None, *category_of.values()}:
+                # The category's lists: the global ones are their union (leaderboard.union).
+                cid = category_of[vid]
+                t0, hl = trend[cid]
+                value = score * (2 ** ((epoch(minute) - t0) / hl) if window == "trending" else 1)
+                expected[rk.ranking_key(window, cid)][vid] += value
+    for cid in set(category_of.values()):
         hours, weeks = expected[rk.ranking_key("hour", cid)], expected[rk.ranking_key("week", cid)]
         for vid, hour_score in hours.items():
             expected[rk.ranking_key("rising", cid)][vid] = rising_score(hour_score, weeks.get(vid, 0.0))

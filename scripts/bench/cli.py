@@ -147,6 +147,7 @@ class Bench:
         from core.kafka import topic_ensure
         from core.redis import redis_client
         from leaderboard import keys as rk
+        from leaderboard import union
 
         client = redis_client()
         valkey_wait_loaded(client)
@@ -222,7 +223,12 @@ class Bench:
             "reads",
             f"({self.results['machine']['load_tool'].split(' ')[0]}, {prof.read_s:.0f} s per load, \u00d7{prof.runs})",
         )
-        ranked = [rk.video_id_of(m) for m in client.zrandmember(rk.ranking_key("day"), 5000) or []]
+        day = union.union_lists(window="day")
+        ranked = [
+            rk.video_id_of(m)
+            for key, card in zip(day.keys, day.cards, strict=True)
+            for m in client.zrandmember(key, round(5000 * card / max(day.total, 1))) or []
+        ]
         top_paths = ["/api/v1/rankings/?window=day&limit=20"]
         video_paths = [f"/api/v1/rankings/videos/{vid}/" for vid in ranked]
         # Warm-up, as for ingest: until now no worker has served a read, and the first seconds of
@@ -269,11 +275,12 @@ class Bench:
             stream = BENCH_DIR / "leaderboard-stream.txt"
             leaderboard_stream(traffic, stream, int(prof.lib_s * 20_000))
             lib_runs = []
+            day_keys = [rk.ranking_key("day", cid) for cid in union.union_lists(window="day").category_ids]
             for i in range(prof.runs):
                 cpu_before = valkey_cpu_s(client)
                 r = leaderboard_run(python=python, port=int(base["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]),
                                     stream=stream, seconds=prof.lib_s, skip=0, fill=(i == 0),
-                                    reads=prof.reads_in_process)  # fmt: skip
+                                    reads=prof.reads_in_process, source_keys=day_keys)  # fmt: skip
                 # Includes the copy (first run) and the reads: an upper bound for the updates alone.
                 r["valkey_cpu_s_per_1k"] = 1000 * (valkey_cpu_s(client) - cpu_before) / max(r["events_applied"], 1)
                 say(f"  run {i + 1}: {r['updates_per_s']:,.0f} updates/s, top-20 {r['top20_p50_ms']:.2f} ms, "

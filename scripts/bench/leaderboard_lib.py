@@ -33,13 +33,23 @@ def leaderboard_venv() -> Path | None:
 
 
 def leaderboard_run(
-    *, python: Path, port: int, stream: Path, seconds: float, skip: int, fill: bool, reads: int
+    *,
+    python: Path,
+    port: int,
+    stream: Path,
+    seconds: float,
+    skip: int,
+    fill: bool,
+    reads: int,
+    source_keys: list[str],
 ) -> dict[str, Any]:
     argv = [str(python), str(ROOT / "scripts" / "bench_leaderboard.py"), "--port", str(port), "--db",
             str(LEADERBOARD_DB), "--events", str(stream), "--seconds", str(seconds), "--skip", str(skip),
             "--reads", str(reads)]  # fmt: skip
     if fill:
         argv.append("--fill")
+    for key in source_keys:
+        argv += ["--source-key", key]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 900)
     if proc.returncode != 0:
         raise RuntimeError(f"bench_leaderboard failed: {proc.stderr[-1500:]}")

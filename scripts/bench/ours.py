@@ -55,8 +55,8 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
 
     The worker's last step, alone: each batch of ``batch`` events is summed per (video, minute) with
     its window mask, exactly as ``events.services`` builds a batch's deltas, and applied with
-    ``leaderboard.store.deltas_apply`` (one ``APPLY`` Lua call per batch: every window's global
-    and category sorted set, up to 10 per delta) on the same Valkey and the same rankings that the
+    ``leaderboard.store.deltas_apply`` (one ``APPLY`` Lua call per category of the batch: every window's
+    sorted set of the video's category, up to 5 per delta, and its rising list) on the same Valkey and the same rankings that the
     library's board was copied from. In-process and single-threaded, like the library's loop; the
     stream is parsed before the clock starts, as it is there. The stream is replayed from the
     start if it runs out before ``seconds``; every batch has its own id, so none is skipped as
@@ -67,12 +67,14 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
     from django.utils import timezone
 
     from core.redis import redis_client
-    from leaderboard.keys import GLOBAL
+    from leaderboard.keys import scope_for
     from leaderboard.store import deltas_apply
     from leaderboard.windows import epoch, minute_floor, window_mask
+    from videos.selectors import video_facts
 
     with stream.open() as handle:
         events = [(int(m), float(d)) for m, d in (line.split() for line in handle if line.strip())]
+    scope_of = {vid: scope_for(f.category_id) for vid, f in video_facts(video_ids={v for v, _ in events}).items()}
     # The benchmark's events all happen now: their bucket is the current minute, in every window.
     minute = minute_floor(timezone.now())
     minute_epoch, mask = epoch(minute), window_mask(minute, minute)
@@ -88,11 +90,13 @@ def redis_stage_run(*, stream: Path, seconds: float, batch: int = BATCH) -> dict
         scores: dict[int, float] = defaultdict(float)
         for vid, delta in chunk:
             scores[vid] += delta
-        deltas = [[vid, minute_epoch, mask, score] for vid, score in scores.items() if score != 0]
-        # The global scope only: a category scope's call is the same work on another slot.
-        deltas_apply(batch_id=f"bench-stage-{run_id}-{n}", deltas={GLOBAL: deltas})
+        scoped: dict[str, list[list[float | int]]] = defaultdict(list)
+        for vid, score in scores.items():
+            if score != 0:
+                scoped[scope_of[vid]].append([vid, minute_epoch, mask, score])
+        deltas_apply(batch_id=f"bench-stage-{run_id}-{n}", deltas=scoped)
         applied += len(chunk)
-        deltas_total += len(deltas)
+        deltas_total += sum(len(d) for d in scoped.values())
         n += 1
     elapsed = time.perf_counter() - started
     cpu = valkey_cpu_s(client) - cpu_before

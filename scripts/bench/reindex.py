@@ -13,7 +13,7 @@ from .servers import redis_used_memory
 
 def reindex_run(*, env: dict[str, str], client: Any, fresh: bool) -> dict[str, Any]:
     """``manage.py reindex``: wall time of the command; Valkey memory when starting from empty."""
-    from leaderboard import keys as rk
+    from leaderboard import union
 
     out: dict[str, Any] = {}
     if fresh:
@@ -32,8 +32,8 @@ def reindex_run(*, env: dict[str, str], client: Any, fresh: bool) -> dict[str, A
         raise RuntimeError(f"reindex failed: {proc.stdout[-800:]} {proc.stderr[-800:]}")
     match = re.search(r"; ([0-9.]+)s\s*$", proc.stdout.strip())
     out["rebuild_s"] = float(match.group(1)) if match else out["wall_s"]
-    out["ranked_all"] = int(client.zcard(rk.ranking_key("all")))
-    out["ranked_day"] = int(client.zcard(rk.ranking_key("day")))
+    out["ranked_all"] = union.union_lists(window="all").total
+    out["ranked_day"] = union.union_lists(window="day").total
     if fresh:
         after = redis_used_memory(client)
         out["memory_bytes"] = after - before

@@ -1,6 +1,6 @@
 """One ranking scope's capacity: deltas/s through the real apply script on one Valkey core.
 
-A scope is a set of sorted-set keys in one hash slot (``rk:{g}:z:<window>`` and its ready,
+A scope is a set of sorted-set keys in one hash slot (``rk:{c1}:z:<window>`` and its ready,
 trend and applied-marker keys), so in a Redis Cluster it lives on one shard and every delta
 for it runs on that shard's one main thread. This stage measures what a delta costs there:
 its own Valkey (no persistence, nothing else connected), one scope filled with ``members``
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .util import free_port, say
+
+SCOPE_CATEGORY = 1  # the scope measured: one category's (the global lists are their union)
 
 # Fills every window's sorted set of one scope with members ARGV[1]..ARGV[2] (the members'
 # own encoding: zero-padded video ids), scores spread at random, negative as the store keeps them.
@@ -70,21 +72,22 @@ def scope_fill(url: str, members: int) -> float:
     client = redis.Redis.from_url(url)  # no socket timeout: a chunk takes seconds on a busy machine
     started = time.perf_counter()
     client.flushall()
-    keys = [rk.ranking_key(w) for w in WINDOWS]
+    keys = [rk.ranking_key(w, SCOPE_CATEGORY) for w in WINDOWS]
     fill = client.register_script(FILL)
     for first in range(1, members + 1, FILL_CHUNK):
         fill(keys=keys, args=[first, min(first + FILL_CHUNK - 1, members)])
     now = int(time.time())
-    client.set(rk.ready_key(rk.GLOBAL), 1)
-    client.hset(rk.trend_key(rk.GLOBAL), mapping={"t0": now - now % 3600, "hl": 6 * 3600})
+    scope = rk.scope_for(SCOPE_CATEGORY)
+    client.set(rk.ready_key(scope), 1)
+    client.hset(rk.trend_key(scope), mapping={"t0": now - now % 3600, "hl": 6 * 3600})
     return time.perf_counter() - started
 
 
 def scope_apply_run(client: Any, *, members: int, batch: int, seconds: float) -> dict[str, Any]:
-    """Batches of ``batch`` deltas onto the global scope for ``seconds``; Valkey CPU per delta."""
+    """Batches of ``batch`` deltas onto one category scope for ``seconds``; Valkey CPU per delta."""
     from django.utils import timezone
 
-    from leaderboard.keys import GLOBAL
+    from leaderboard.keys import scope_for
     from leaderboard.store import deltas_apply
     from leaderboard.windows import epoch, minute_floor, window_mask
 
@@ -92,7 +95,9 @@ def scope_apply_run(client: Any, *, members: int, batch: int, seconds: float) ->
     minute = minute_floor(timezone.now())
     minute_epoch, mask = epoch(minute), window_mask(minute, minute)
     run = uuid.uuid4().hex[:8]
-    deltas_apply(batch_id=f"scope-warm-{run}", deltas={GLOBAL: [[1, minute_epoch, mask, 1.0]]})  # script loaded
+    deltas_apply(
+        batch_id=f"scope-warm-{run}", deltas={scope_for(SCOPE_CATEGORY): [[1, minute_epoch, mask, 1.0]]}
+    )  # script loaded
     applied = n = 0
     cpu_before, all_before = main_thread_cpu_s(client), _all_cpu_s(client)
     started = time.perf_counter()
@@ -100,7 +105,7 @@ def scope_apply_run(client: Any, *, members: int, batch: int, seconds: float) ->
     while time.perf_counter() < deadline:
         vids = rng.sample(range(1, members + 1), batch)
         deltas = [[vid, minute_epoch, mask, rng.choice((1.0, 0.5, 3.0, 5.0))] for vid in vids]
-        applied += deltas_apply(batch_id=f"scope-{run}-{n}", deltas={GLOBAL: deltas})
+        applied += deltas_apply(batch_id=f"scope-{run}-{n}", deltas={scope_for(SCOPE_CATEGORY): deltas})
         n += 1
     wall = time.perf_counter() - started
     cpu = main_thread_cpu_s(client) - cpu_before

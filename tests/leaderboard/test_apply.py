@@ -27,7 +27,7 @@ HOUR, DAY, WEEK, ALL, TRENDING = (WINDOW_BITS[w] for w in ("hour", "day", "week"
 EVERY = HOUR | DAY | WEEK | ALL | TRENDING
 # Minutes whole half-lives from t0: their decay factors are powers of two, exact in any libm.
 MINUTES = [T0 + k * HL for k in (-2, -1, 0, 1, 2)]
-SCOPES = (rk.GLOBAL, "c7")
+SCOPES = ("c7", "c8")
 
 Scores = dict[str, dict[str, float]]  # window -> member -> stored (negated) score
 
@@ -61,18 +61,17 @@ def model_apply(state: Scores, deltas: Iterable[Sequence[float | int]]) -> None:
 
 def scope_read(scope: str) -> Scores:
     client = redis_client()
-    cid = rk.category_of_scope(scope)
     return {
-        w: {m.decode(): s for m, s in client.zrange(rk.ranking_key(w, cid), 0, -1, withscores=True)} for w in WINDOWS
+        w: {m.decode(): s for m, s in client.zrange(rk.scope_ranking_key(scope, w), 0, -1, withscores=True)}
+        for w in WINDOWS
     }
 
 
 def scope_preset(scope: str, state: Scores) -> None:
     client = redis_client()
-    cid = rk.category_of_scope(scope)
     for window, members in state.items():
         if members:
-            client.zadd(rk.ranking_key(window, cid), members)
+            client.zadd(rk.scope_ranking_key(scope, window), members)
 
 
 def scopes_init() -> None:
@@ -160,3 +159,15 @@ def test_a_batch_sent_again_changes_nothing() -> None:
     before = {s: scope_read(s) for s in SCOPES}
     assert store.deltas_apply(batch_id="once", deltas=deltas) == 0
     assert {s: scope_read(s) for s in SCOPES} == before
+
+
+def test_deltas_for_the_global_scope_change_nothing() -> None:
+    """Batches stored before the global lists became the categories' union carry global deltas:
+    their categories' deltas count, the global ones are no list to change."""
+    for scope in (rk.GLOBAL, "c7"):
+        assert store.scope_init(scope=scope, generation=1, t0=T0, half_life_s=HL)
+    assert store.deltas_apply(batch_id="old", deltas={rk.GLOBAL: CASES, "c7": CASES}) == len(CASES)
+    assert scope_read(rk.GLOBAL) == {w: {} for w in WINDOWS}
+    expected: Scores = {w: {} for w in WINDOWS}
+    model_apply(expected, CASES)
+    assert scope_read("c7") == expected

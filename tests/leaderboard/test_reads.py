@@ -4,8 +4,10 @@ A video's standing in one list: its rank is 1 + the number of members stored str
 (ties share a rank), its percentile the share of the other members that do not beat it, its
 score the stored one negated (trending divided by 2^((now - t0) / half-life) with the scope's
 own t0), rounded to 6 decimals; rank, score and percentile are None where it is not a member,
-and the total is the list's size either way. The model computes that from the scores it wrote,
-so a score that lost precision on its way through Redis shows up as a wrong rank.
+and the total is the list's size either way. A global list is every category's entries
+together, compared by the scores they show (trending on one scale whatever each category's t0).
+The model computes that from the scores it wrote, so a score that lost precision on its way
+through Redis shows up as a wrong rank.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ pytestmark = pytest.mark.cluster
 
 T0 = 1_700_000_000 - 1_700_000_000 % 3600
 HL = 6 * 3600
-# Two half-lives after the global t0: global trending scores read as a quarter of their stored value.
+# Two half-lives after T0: trending scores stored relative to T0 read as a quarter of their value.
 NOW = datetime.fromtimestamp(T0 + 2 * HL, tz=UTC)
-CATEGORY = 7
+CATEGORY, OTHER = 7, 8
 
 Scores = dict[str, dict[str, float]]  # window -> member -> stored (negated) score
+Categories = dict[int, tuple[Scores, int | None]]  # category id -> (its lists, its t0)
 
 
 def member(vid: int) -> str:
     return rk.member(vid)
 
 
-def scope_write(category_id: int | None, state: Scores, t0: int | None) -> None:
+def scope_write(category_id: int, state: Scores, t0: int | None) -> None:
     client = redis_client()
+    client.hset(rk.CATS, f"cat-{category_id}", category_id)
     for window, members in state.items():
         if members:
             client.zadd(rk.ranking_key(window, category_id), members)
@@ -46,22 +50,31 @@ def scope_write(category_id: int | None, state: Scores, t0: int | None) -> None:
         client.hset(rk.trend_key(rk.scope_for(category_id)), mapping={"t0": t0, "hl": HL})
 
 
-def model_standings(*, vid: int, scopes: dict[str, tuple[Scores, int | None]], now: datetime = NOW) -> list[Standing]:
+def shown(window: str, stored: float, t0: int | None, now: datetime = NOW) -> float:
+    """The score a stored value shows: trending decayed from its scope's t0 to now."""
+    factor = 2.0 ** ((t0 - now.timestamp()) / HL) if window == "trending" and t0 is not None else 1.0
+    return -stored * factor
+
+
+def standing(window: str, scope: str, value: float | None, values: list[float]) -> Standing:
+    total = len(values)
+    if value is None:
+        return Standing(window, scope, None, None, None, total)
+    better = sum(1 for v in values if v > value)
+    percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
+    return Standing(window, scope, better + 1, round(value, 6) + 0.0, percentile, total)
+
+
+def model_standings(*, vid: int, own: int, categories: Categories) -> list[Standing]:
     """Window by window, global then category, from the scores as written."""
     out = []
     for window in WINDOWS:
-        for name in ("global", "category"):
-            state, t0 = scopes[name]
-            members = state.get(window, {})
-            total = len(members)
-            stored = members.get(member(vid))
-            if stored is None:
-                out.append(Standing(window, name, None, None, None, total))
-                continue
-            better = sum(1 for s in members.values() if s < stored)
-            percentile = 100.0 if total <= 1 else round(100.0 * (total - better - 1) / (total - 1), 2)
-            factor = 2.0 ** ((t0 - now.timestamp()) / HL) if window == "trending" and t0 is not None else 1.0
-            out.append(Standing(window, name, better + 1, round(-stored * factor, 6) + 0.0, percentile, total))
+        state, t0 = categories[own]
+        stored = state.get(window, {}).get(member(vid))
+        value = None if stored is None else shown(window, stored, t0)
+        every = [shown(window, s, t) for lists, t in categories.values() for s in lists.get(window, {}).values()]
+        out.append(standing(window, "global", value, every))
+        out.append(standing(window, "category", value, [shown(window, s, t0) for s in state.get(window, {}).values()]))
     return out
 
 
@@ -71,18 +84,22 @@ def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ties_share_a_rank_and_an_absent_video_has_only_the_total(frozen_now: None) -> None:
-    glob: Scores = {
-        "hour": {member(1): -5.0, member(2): -5.0, member(3): -3.0},
-        "day": {member(2): -1.0},
-        "all": {member(1): -5.0, member(2): 2.0},  # a net negative score
-        "trending": {member(1): -8.0, member(3): -8.0},
+    # The category's t0 is a half-life later than the other's (a rebase between the two): the
+    # same displayed trending score is stored at half the value.
+    cat: Scores = {
+        "hour": {member(1): -5.0, member(3): -3.0},
+        "all": {member(1): -5.0},
+        "trending": {member(1): -4.0},
         "rising": {member(1): -0.25},
     }
-    # The category's t0 is a half-life later than the global one (rebased apart): the same
-    # displayed trending score is stored at half the global value.
-    cat: Scores = {"hour": {member(1): -5.0, member(3): -3.0}, "trending": {member(1): -4.0}}
-    scope_write(None, glob, T0)
+    other: Scores = {
+        "hour": {member(2): -5.0},
+        "day": {member(2): -1.0},
+        "all": {member(2): 2.0},  # a net negative score
+        "trending": {member(4): -8.0},
+    }
     scope_write(CATEGORY, cat, T0 + HL)
+    scope_write(OTHER, other, T0)
     got = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=1, category_id=CATEGORY)}
     assert [(s.window, s.scope) for s in reads.ranking_standings(video_id=1, category_id=CATEGORY)] == [
         (w, scope) for w in WINDOWS for scope in ("global", "category")
@@ -95,15 +112,16 @@ def test_ties_share_a_rank_and_an_absent_video_has_only_the_total(frozen_now: No
     assert got["trending", "global"] == Standing("trending", "global", 1, 2.0, 100.0, 2)
     assert got["trending", "category"] == Standing("trending", "category", 1, 2.0, 100.0, 1)
     assert got["rising", "global"] == Standing("rising", "global", 1, 0.25, 100.0, 1)
-    tied = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=2, category_id=CATEGORY)}
+    tied = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=2, category_id=OTHER)}
     assert tied["hour", "global"] == Standing("hour", "global", 1, 5.0, 100.0, 3)
     assert tied["all", "global"] == Standing("all", "global", 2, -2.0, 0.0, 2)
-    assert tied["hour", "category"] == Standing("hour", "category", None, None, None, 2)
+    assert tied["hour", "category"] == Standing("hour", "category", 1, 5.0, 100.0, 1)
     last = {(s.window, s.scope): s for s in reads.ranking_standings(video_id=3, category_id=CATEGORY)}
     assert last["hour", "global"] == Standing("hour", "global", 3, 3.0, 0.0, 3)
-    for vid in (1, 2, 3, 4):
-        assert reads.ranking_standings(video_id=vid, category_id=CATEGORY) == model_standings(
-            vid=vid, scopes={"global": (glob, T0), "category": (cat, T0 + HL)}
+    categories: Categories = {CATEGORY: (cat, T0 + HL), OTHER: (other, T0)}
+    for vid, own in ((1, CATEGORY), (2, OTHER), (3, CATEGORY), (4, OTHER), (5, CATEGORY)):
+        assert reads.ranking_standings(video_id=vid, category_id=own) == model_standings(
+            vid=vid, own=own, categories=categories
         )
 
 
@@ -128,51 +146,67 @@ AWKWARD = [
 ]
 
 
-def random_scopes(seed: int, vids: list[int]) -> tuple[Scores, Scores]:
+def random_categories(seed: int, vids: list[int]) -> Categories:
+    """Even videos in CATEGORY (t0 a half-life after T0, so trending is stored at half), odd in OTHER."""
     rng = random.Random(seed)
-    glob: Scores = {w: {} for w in WINDOWS}
     cat: Scores = {w: {} for w in WINDOWS}
+    other: Scores = {w: {} for w in WINDOWS}
     for vid in vids:
         for window in WINDOWS:
             if rng.random() < 0.7:
                 score = rng.choice(AWKWARD) * rng.choice((1, 1, 3))
-                glob[window][member(vid)] = score
-                if vid % 3:
+                if vid % 2:
+                    other[window][member(vid)] = score
+                else:
                     cat[window][member(vid)] = score / 2 if window == "trending" else score
-    return glob, cat
+    return {CATEGORY: (cat, T0 + HL), OTHER: (other, T0)}
+
+
+def categories_write(categories: Categories) -> None:
+    for cid, (state, t0) in categories.items():
+        scope_write(cid, state, t0)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_standing_matches_the_model_for_awkward_scores(frozen_now: None, seed: int) -> None:
     vids = list(range(1, 61))
-    glob, cat = random_scopes(seed, vids)
-    scope_write(None, glob, T0)
-    scope_write(CATEGORY, cat, T0 + HL)
-    for vid in [*vids, 999]:  # 999 is in no list
-        assert reads.ranking_standings(video_id=vid, category_id=CATEGORY) == model_standings(
-            vid=vid, scopes={"global": (glob, T0), "category": (cat, T0 + HL)}
+    categories = random_categories(seed, vids)
+    categories_write(categories)
+    for vid in [*vids, 998, 999]:  # 998 and 999 are in no list
+        own = OTHER if vid % 2 else CATEGORY
+        assert reads.ranking_standings(video_id=vid, category_id=own) == model_standings(
+            vid=vid, own=own, categories=categories
         ), vid
 
 
 def test_scores_read_back_as_the_stored_doubles(frozen_now: None) -> None:
-    glob: Scores = {w: {member(i + 1): s for i, s in enumerate(AWKWARD)} for w in WINDOWS if w != "trending"}
-    scope_write(None, glob, T0)
+    for cid in (CATEGORY, OTHER):
+        scope_write(
+            cid,
+            {
+                w: {member(i + 1): s for i, s in enumerate(AWKWARD) if i % 2 == cid % 2}
+                for w in WINDOWS
+                if w != "trending"
+            },
+            T0,
+        )
     for i, stored in enumerate(AWKWARD):
-        for standing in reads.ranking_standings(video_id=i + 1, category_id=CATEGORY):
-            if standing.scope == "global" and standing.window != "trending":
-                assert standing.score == round(-stored, 6) + 0.0
-                assert standing.rank == 1 + sum(1 for s in AWKWARD if s < stored)
+        for got in reads.ranking_standings(video_id=i + 1, category_id=CATEGORY if i % 2 == CATEGORY % 2 else OTHER):
+            if got.scope == "global" and got.window != "trending":
+                assert got.score == round(-stored, 6) + 0.0
+                assert got.rank == 1 + sum(1 for s in AWKWARD if s < stored)
 
 
 def test_a_scope_without_trend_state_reads_trending_undecayed(frozen_now: None) -> None:
-    scope_write(None, {"trending": {member(1): -8.0}}, T0)
+    scope_write(OTHER, {"trending": {member(2): -8.0}}, T0)
     scope_write(CATEGORY, {"trending": {member(1): -8.0}}, None)
     got = {s.scope: s for s in reads.ranking_standings(video_id=1, category_id=CATEGORY) if s.window == "trending"}
-    assert got["global"].score == 2.0 and got["category"].score == 8.0
+    assert got["global"].score == 8.0 and got["category"].score == 8.0
+    assert got["global"].rank == 1 and got["global"].total == 2  # the other shows 8 * 2^-2
 
 
 def test_a_server_without_the_script_loads_it(frozen_now: None) -> None:
-    scope_write(None, {"day": {member(1): -3.0, member(2): -4.0}}, T0)
+    scope_write(CATEGORY, {"day": {member(1): -3.0, member(2): -4.0}}, T0)
     before = reads.ranking_standings(video_id=1, category_id=CATEGORY)
     redis_client().script_flush()
     assert reads.ranking_standings(video_id=1, category_id=CATEGORY) == before
@@ -193,7 +227,7 @@ def _top_video() -> dict[str, object]:
 
 def test_a_page_hands_out_videos_of_its_own_and_reads_changed_metadata(frozen_now: None) -> None:
     client = redis_client()
-    scope_write(None, {"day": {member(1): -3.0}}, T0)
+    scope_write(CATEGORY, {"day": {member(1): -3.0}}, T0)
     client.hset(rk.meta_key(rk.GLOBAL), "1", _meta("Cat plays the piano").packed())
     first = _top_video()
     assert first["title"] == "Cat plays the piano" and first["published_at"] == "2026-01-05T10:00:00+00:00"
@@ -213,30 +247,35 @@ def _published_in(category_id: int, status: str = "published") -> VideoMeta:
 def test_a_videos_standings_follow_its_cached_category_whatever_the_last_read_saw(frozen_now: None) -> None:
     """video_standings reads the metadata and the standings together; a category it remembers from
     an earlier read is only a guess, and the metadata read with it decides which scope answers."""
-    other = CATEGORY + 1
-    glob, cat = random_scopes(4, list(range(1, 31)))
-    moved: Scores = {w: {m: s * 3 for m, s in members.items()} for w, members in cat.items()}
-    scope_write(None, glob, T0)
-    scope_write(CATEGORY, cat, T0 + HL)
-    scope_write(other, moved, T0 + HL)
+    categories = random_categories(4, list(range(2, 61)))
+    cat, other = categories[CATEGORY][0], categories[OTHER][0]
+    for window in WINDOWS:  # video 1 in CATEGORY, with scores that tie some of OTHER's
+        cat[window][member(1)] = next(iter(other[window].values()), -1.0)
+    categories_write(categories)
     client = redis_client()
     reads._category_guess.clear()  # a process that has not read video 1 yet
     assert reads.video_standings(video_id=1) is None  # not in the metadata cache: the caller asks Postgres
 
     client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(CATEGORY).packed())
-    in_first = model_standings(vid=1, scopes={"global": (glob, T0), "category": (cat, T0 + HL)})
+    in_first = model_standings(vid=1, own=CATEGORY, categories=categories)
     for _ in range(2):  # no guess yet, then the remembered category
         found = reads.video_standings(video_id=1)
         assert found is not None and (found.status, found.category_id) == ("published", CATEGORY)
         assert found.video["title"] == "Cat" and found.standings == in_first
 
-    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(other).packed())  # recategorised since
-    in_other = model_standings(vid=1, scopes={"global": (glob, T0), "category": (moved, T0 + HL)})
+    # Recategorised since: its scores moved to OTHER with it (a curation batch).
+    for window in WINDOWS:
+        score = cat[window].pop(member(1))
+        other[window][member(1)] = score * 2 if window == "trending" else score  # OTHER's t0 is T0
+        client.zrem(rk.ranking_key(window, CATEGORY), member(1))
+    categories_write(categories)
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(OTHER).packed())
+    in_other = model_standings(vid=1, own=OTHER, categories=categories)
     assert in_other != in_first
     for _ in range(2):
         found = reads.video_standings(video_id=1)
-        assert found is not None and found.category_id == other and found.standings == in_other
+        assert found is not None and found.category_id == OTHER and found.standings == in_other
 
-    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(other, status="hidden").packed())
+    client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(OTHER, status="hidden").packed())
     found = reads.video_standings(video_id=1)
     assert found is not None and (found.status, found.standings) == ("hidden", [])

@@ -341,6 +341,20 @@ def test_new_subscriptions_revoked_keys_and_unbuilt_scopes_do_not_fire(
 
     redis_client().delete(rk.ready_key(rk.GLOBAL))  # the global scope is being rebuilt
     assert services.webhooks_evaluate() == []
+    from leaderboard.windows import WINDOWS
+    from scoring.rebuild import rankings_rebuild
+
+    rankings_rebuild()
+    leave = subscribe(client, "https://h.example.com/", rule="leave_top", n=1)
+    services.webhooks_evaluate()
+    # The category's shard restarted empty: the global list, the union of the categories', waits
+    # for that scope's rebuild, or its videos would seem to leave the top.
+    redis_client().delete(
+        rk.ready_key(rk.scope_for(a.category_id)), *(rk.ranking_key(w, a.category_id) for w in WINDOWS)
+    )
+    assert services.webhooks_evaluate() == [] and fired(leave) == []
+    rankings_rebuild()
+    assert services.webhooks_evaluate() == [] and fired(leave) == []
 
 
 # --- deliveries (in this process) -----------------------------------------------------------

@@ -174,7 +174,9 @@ def test_a_batch_redis_refuses_is_set_aside_and_does_not_hold_up_the_others(
     for batch_id in (poisoned, waiting):
         ledger.batch_process(batch_id=batch_id, apply=False)  # counted; the worker died before Redis
     # The first holds deltas the Lua script cannot apply (a bug, say); Redis refuses it, not the other.
-    Batch.objects.filter(id=poisoned).update(deltas={scope_for(None): [[video.id, 0, 255, "not a number"]]})
+    Batch.objects.filter(id=poisoned).update(
+        deltas={scope_for(video.category_id): [[video.id, 0, 255, "not a number"]]}
+    )
 
     repaired = batches_repair(requeue=False, unapplied_after_s=0)
     assert repaired.applied == 1

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from collections import defaultdict
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -19,6 +18,7 @@ from demo.plan import SeedPlan
 from demo.seeding import data_seed
 from events.models import EventType
 from leaderboard import keys as rk
+from leaderboard import union
 from leaderboard.windows import window_start
 from rankings.selectors import ranking_top
 from scoring.management.commands import reindex as reindex_command
@@ -98,10 +98,10 @@ def test_readers_never_see_an_empty_or_partial_ranking_during_reindex(
 def test_check_reports_drift_exits_1_and_changes_nothing(seeded: None) -> None:
     assert check()[0] == 0
     client = redis_client()
-    day = rk.ranking_key("day")
-    bumped = client.zrange(day, 3, 3)[0]
+    bumped = union.union_rows(window="day")[3][0]
+    day = rk.ranking_key("day", Video.objects.get(id=rk.video_id_of(bumped)).category_id)
     client.zincrby(day, -7.5, bumped)  # scores are stored negated: +7.5 points
-    video = Video.objects.get(id=rk.video_id_of(client.zrange(rk.ranking_key("week"), 0, 0)[0]))
+    video = Video.objects.get(id=rk.video_id_of(union.union_rows(window="week")[0][0]))
     week_cat = rk.ranking_key("week", video.category_id)
     client.zrem(week_cat, rk.member(video.id))
     before = redis_dump()
@@ -145,8 +145,7 @@ def expected_scores(window: str) -> dict[int, float]:
 
 
 def redis_scores(window: str) -> dict[int, float]:
-    rows: list[tuple[Any, float]] = redis_client().zrange(rk.ranking_key(window), 0, -1, withscores=True)
-    return {rk.video_id_of(m): -s for m, s in rows}
+    return {rk.video_id_of(m): -s for m, s in union.union_rows(window=window)}
 
 
 def test_weight_change_is_applied_by_reindex(seeded: None) -> None:
