@@ -199,34 +199,167 @@ end
 return lo
 """
 
-# A video's global standings from its scores (leaderboard.union): per window, the entries of the
-# categories' lists and those of them scored strictly better than the video. KEYS = a group per
-# category: its rankings (WINDOWS order), then its trend hash; with ARGV[1] = the t0 the trending
-# bound is relative to ('' for none) and ARGV[1 + w] = window w's bound, ZSCORE's reply as it came
-# ('' for none). A category whose t0 differs (a rebase between its scopes) gets the trending bound
-# on its own scale. Returns {entries, better} per window, summed over the groups: on one node one
-# call reads every category, on a cluster one call per category (slot) and the caller adds them up.
-UNION_COUNTS = (
+# The global lists' reads on one node (leaderboard.union), where one call may read every category.
+# A caller names the categories it read in ARGV (their ids, sorted, joined by ','); a read whose
+# names no longer match the slug index answers {'stale', the ids now} instead, and the caller reads
+# again: a category created a moment ago is in the next answer.
+_UNION = (
     _COMMON
-    + f"""
-local out = {{}}
-for w = 1, {_N} do out[2 * w - 1] = 0; out[2 * w] = 0 end
-for base = 0, #KEYS - 1, {_N + 1} do
-  local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
-  for w = 1, {_N} do
-    local key = KEYS[base + w]
-    out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
-    local bound = ARGV[w + 1]
-    if bound ~= '' then
-      if w == TRENDING and trend[1] and ARGV[1] ~= '' and trend[1] ~= ARGV[1] then
-        local f = math.pow(2, (tonumber(ARGV[1]) - tonumber(trend[1])) / tonumber(trend[2]))
-        bound = string.format('%.17g', tonumber(bound) * f)
+    + """
+local function categories_now(key)
+  local seen, ids = {}, {}
+  for _, v in ipairs(redis.call('HVALS', key)) do
+    if not seen[v] then seen[v] = true; ids[#ids + 1] = tonumber(v) end
+  end
+  table.sort(ids)
+  return table.concat(ids, ',')
+end
+-- One scope's standing of member m: {t0, hl, then per window: score, ZCARD, members scored strictly
+-- better}, score and better false where m is not ranked. KEYS[base + 1 .. base + N] are its
+-- rankings (WINDOWS order), KEYS[base + N + 1] its trend hash. A score is ZSCORE's own reply
+-- string, never a Lua number: Lua's tostring keeps 14 significant digits, so a converted score
+-- would neither read back as the stored double nor bound ZCOUNT at it.
+local function standing(base, m)
+  local trend = redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
+  local out = {trend[1], trend[2]}
+  for w = base + 1, base + #NAMES do
+    local score = redis.call('ZSCORE', KEYS[w], m)
+    local better = false
+    if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
+    out[#out + 1] = score
+    out[#out + 1] = redis.call('ZCARD', KEYS[w])
+    out[#out + 1] = better
+  end
+  return out
+end
+-- Per window {entries, entries scored strictly better than bounds[w]}, summed over the groups of
+-- KEYS[1 .. last] (a category's rankings, then its trend hash). bounds[w] is a stored score
+-- relative to t0 (false: count no better entries); a category whose t0 differs (a rebase between
+-- its scopes) gets the trending bound on its own scale.
+local function union_counts(last, t0, bounds)
+  local out = {}
+  for w = 1, #NAMES do out[2 * w - 1] = 0; out[2 * w] = 0 end
+  for base = 0, last - 1, #NAMES + 1 do
+    local trend = redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
+    for w = 1, #NAMES do
+      local key = KEYS[base + w]
+      out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
+      local bound = bounds[w]
+      if bound then
+        if w == TRENDING and t0 and trend[1] and trend[1] ~= t0 then
+          local f = math.pow(2, (tonumber(t0) - tonumber(trend[1])) / tonumber(trend[2]))
+          bound = string.format('%.17g', tonumber(bound) * f)
+        end
+        out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
       end
-      out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
     end
   end
+  return out
 end
-return out
+"""
+)
+
+# A video's global counts from its scores: union_counts over every group of KEYS; ARGV[1] = the t0
+# the trending bound is relative to ('' for none), ARGV[1 + w] = window w's bound, ZSCORE's reply
+# as it came ('' for none). On one node one call reads every category; on a cluster one call per
+# category (slot), and the caller adds the replies up.
+UNION_COUNTS = (
+    _UNION
+    + """
+local bounds = {}
+for w = 1, #NAMES do bounds[w] = ARGV[w + 1] ~= '' and ARGV[w + 1] end
+return union_counts(#KEYS, ARGV[1] ~= '' and ARGV[1], bounds)
+"""
+)
+
+# One node: a video's metadata, its standings in its category and its global counts, in one call.
+# KEYS = a group per category (its rankings, then its trend hash), then the slug index, then the
+# metadata hash; ARGV[1] = the member, ARGV[2] = the video id, ARGV[3] = the groups' category ids.
+# Returns {} when the metadata does not hold the video; {packed metadata} when it is not published
+# in one of the groups' categories; else {packed, its category's standing, union_counts}.
+VIDEO_STANDINGS = (
+    _UNION
+    + """
+local named = categories_now(KEYS[#KEYS - 1])
+if named ~= ARGV[3] then return {'stale', named} end
+local packed = redis.call('HGET', KEYS[#KEYS], ARGV[2])
+if not packed then return {} end
+local data = cjson.decode(packed)
+local own = nil
+if data.status == 'published' and type(data.category_id) == 'number' then
+  local i = 0
+  for id in string.gmatch(ARGV[3], '%d+') do
+    i = i + 1
+    if tonumber(id) == data.category_id then own = i end
+  end
+end
+if not own then return {packed} end
+local reply = standing((own - 1) * (#NAMES + 1), ARGV[1])
+local bounds = {}
+for w = 1, #NAMES do bounds[w] = reply[3 * w] end
+return {packed, reply, union_counts(#KEYS - 2, reply[1], bounds)}
+"""
+)
+
+# One node: a page of a global list, merged from the categories' heads, in the shape TOP answers.
+# KEYS = every category's ranking of the window, then their trend hashes (same order), then the
+# slug index, the global snapshot hash and the global metadata hash; ARGV[1], ARGV[2] = offset and
+# limit, ARGV[3] = the categories' ids, ARGV[4] = '1' for trending (scores compared on the first
+# category's t0, see leaderboard.union). The merge takes the smallest (score, member) head each
+# step: offset + limit steps over the categories.
+TOP_UNION = (
+    _UNION
+    + """
+local n = (#KEYS - 3) / 2
+local named = categories_now(KEYS[2 * n + 1])
+if named ~= ARGV[3] then return {'stale', named} end
+local offset = tonumber(ARGV[1])
+local stop = offset + tonumber(ARGV[2])
+local ref, hl, trends = false, false, {}
+for k = 1, n do
+  trends[k] = redis.call('HMGET', KEYS[n + k], 't0', 'hl')
+  if not ref and trends[k][1] and trends[k][2] then ref, hl = trends[k][1], trends[k][2] end
+end
+local total, heads, pos, scales = 0, {}, {}, {}
+for k = 1, n do
+  scales[k] = 1
+  local t0 = trends[k][1]
+  if ARGV[4] == '1' and ref and t0 and t0 ~= ref then
+    scales[k] = math.pow(2, (tonumber(t0) - tonumber(ref)) / tonumber(hl))
+  end
+  total = total + redis.call('ZCARD', KEYS[k])
+  heads[k] = redis.call('ZRANGE', KEYS[k], 0, stop - 1, 'WITHSCORES')
+  pos[k] = 1
+end
+local rows, before, first = {}, {}, nil
+for i = 1, stop do
+  local best, bv, bm = nil, nil, nil
+  for k = 1, n do
+    local h, p = heads[k], pos[k]
+    if p <= #h then
+      local v, m = tonumber(h[p + 1]) * scales[k], h[p]
+      if not best or v < bv or (v == bv and m < bm) then best, bv, bm = k, v, m end
+    end
+  end
+  if not best then break end
+  pos[best] = pos[best] + 2
+  if i > offset then
+    rows[#rows + 1] = bm
+    if scales[best] == 1 then rows[#rows + 1] = heads[best][pos[best] - 1]
+    else rows[#rows + 1] = string.format('%.17g', bv) end
+    if not first then first = bv end
+  else
+    before[#before + 1] = bv
+  end
+end
+local trend = {ref, hl}
+if #rows == 0 then return {total, rows, trend} end
+local better = 0
+for _, v in ipairs(before) do if v < first then better = better + 1 end end
+local ids = {}
+for i = 1, #rows, 2 do ids[#ids + 1] = string.match(rows[i], '^0*(%d+)$') end
+return {total, rows, trend, better, redis.call('HMGET', KEYS[2 * n + 3], unpack(ids)),
+  redis.call('HMGET', KEYS[2 * n + 2], unpack(ids))}
 """
 )
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
 from leaderboard import union
-from leaderboard.lua import STANDINGS, TOP, script
+from leaderboard.lua import STANDINGS, TOP, TOP_UNION, VIDEO_STANDINGS, script
 from leaderboard.windows import WINDOWS
 
 
@@ -189,6 +189,11 @@ def ranking_top(
         keys=[key, rk.trend_key(scope), rk.snapshot_key(window, category_id), rk.meta_key(scope)],
         args=[offset, offset + limit - 1],
     )
+    return _page_of(out, window=window, category_slug=category_slug, limit=limit, offset=offset)
+
+
+def _page_of(out: Sequence[Any], *, window: str, category_slug: str | None, limit: int, offset: int) -> RankingPage:
+    """A page from a TOP or TOP_UNION reply."""
     total, flat, trend = out[0], out[1], out[2]
     now = timezone.now()
     page = RankingPage(
@@ -201,7 +206,25 @@ def ranking_top(
     return page
 
 
+# A global page ending at most this deep is merged by one script call on one node (TOP_UNION):
+# it holds Valkey for (offset + limit) x categories steps. Deeper, or on a cluster, the merge is
+# leaderboard.union's.
+SCRIPT_MERGE_DEPTH = 200
+
+
 def _union_top(*, window: str, limit: int, offset: int) -> RankingPage:
+    if not is_cluster() and offset + limit <= SCRIPT_MERGE_DEPTH:
+        for _ in range(3):
+            ids, named = union.categories_named()
+            keys = [
+                *(rk.ranking_key(window, cid) for cid in ids),
+                *(rk.trend_key(rk.scope_for(cid)) for cid in ids),
+                rk.CATS, rk.snapshot_key(window, None), rk.meta_key(rk.GLOBAL),
+            ]  # fmt: skip
+            out = script(TOP_UNION)(keys=keys, args=[offset, limit, named, int(window == "trending")])
+            if out[0] != b"stale":
+                return _page_of(out, window=window, category_slug=None, limit=limit, offset=offset)
+            union.categories_seen(out[1])
     found = union.union_page(window=window, offset=offset, limit=limit)
     now = timezone.now()
     page = RankingPage(window=window, category=None, generated_at=now, total=found.total, limit=limit, offset=offset)
@@ -299,6 +322,24 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
     """A video's cached metadata with its standings (ranking_standings), in as few calls as the
     category guess allows; None when the metadata cache does not hold the video."""
     member = rk.member(video_id)
+    if not is_cluster():
+        for _ in range(3):
+            ids, named = union.categories_named()
+            keys = [*(k for cid in ids for k in _scope_standings_keys(cid)), rk.CATS, rk.meta_key(rk.GLOBAL)]
+            out = script(VIDEO_STANDINGS)(keys=keys, args=[member, video_id, named])
+            if out and out[0] == b"stale":
+                union.categories_seen(out[1])
+                continue
+            if not out:
+                return None
+            found = _video_standings_of(out[0], video_id)
+            if found.status == "published" and found.category_id is not None:
+                if len(out) == 3:
+                    counts = [(int(out[2][2 * i]), int(out[2][2 * i + 1])) for i in range(len(WINDOWS))]
+                    found.standings = _standings_of(out[1], counts)
+                else:  # its category is in no group: not in the slug index yet
+                    found.standings = ranking_standings(video_id=video_id, category_id=found.category_id)
+            return found
     guess = _category_guess.get(video_id)
     cat_keys = _scope_standings_keys(guess) if guess is not None else ()
     meta = (rk.meta_key(rk.GLOBAL),)
@@ -310,11 +351,9 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
         *replies, packed = standings(keys=cat_keys + meta, args=[member, video_id])
     if packed is None:
         return None
-    data = json.loads(packed)
-    status, category_id = str(data["status"]), data.get("category_id")
-    category_id = None if category_id is None else int(category_id)
-    found = VideoStandings(status, category_id, _video_fields(data, video_id), [])
-    if status != "published" or category_id is None:
+    found = _video_standings_of(packed, video_id)
+    category_id = found.category_id
+    if found.status != "published" or category_id is None:
         return found
     if category_id != guess:
         if len(_category_guess) >= _CATEGORY_GUESS_MAX:
@@ -325,11 +364,22 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
     return found
 
 
-def _standings_of(cat_reply: Sequence[Any]) -> list[Standing]:
+def _video_standings_of(packed: bytes, video_id: int) -> VideoStandings:
+    """A video's status, category and public fields from its packed metadata; no standings yet."""
+    data = json.loads(packed)
+    category_id = data.get("category_id")
+    return VideoStandings(
+        str(data["status"]), None if category_id is None else int(category_id), _video_fields(data, video_id), []
+    )
+
+
+def _standings_of(cat_reply: Sequence[Any], counts: Sequence[tuple[int, int]] | None = None) -> list[Standing]:
     """Both scopes' standings from the category's STANDINGS reply: the global scores are the
-    category's, the global counts those of the union (leaderboard.union)."""
+    category's, the global counts (entries, better per window) those of the union (leaderboard.union),
+    read here unless given."""
     t0, scores = cat_reply[0], cat_reply[2::3]
-    counts = union.union_standing_counts(bounds=scores, t0=t0)
+    if counts is None:
+        counts = union.union_standing_counts(bounds=scores, t0=t0)
     glob_reply = [t0, cat_reply[1]]
     for score, (total, better) in zip(scores, counts, strict=True):
         glob_reply += [score, total, better if score is not None else None]

@@ -73,6 +73,17 @@ class _Unsettled(RuntimeError):
         super().__init__("the categories kept changing while the rankings were read")
 
 
+def categories_named() -> tuple[tuple[int, ...], str]:
+    """The category ids last read, and how a one-node script is told them (leaderboard.lua._UNION)."""
+    ids = _known[0]
+    return ids, ",".join(map(str, ids))
+
+
+def categories_seen(named: bytes) -> None:
+    """A script found other categories than it was told: the ids it read, for the next call."""
+    _known[0] = tuple(int(i) for i in named.split(b",") if i)
+
+
 def _pipeline(client: Any) -> Any:
     return client.pipeline(transaction=not is_cluster())
 

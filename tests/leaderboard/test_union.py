@@ -13,7 +13,7 @@ import pytest
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard import union
+from leaderboard import reads, union
 
 pytestmark = pytest.mark.cluster
 
@@ -54,6 +54,26 @@ def test_every_page_is_the_slice_of_the_sorted_union(monkeypatch: pytest.MonkeyP
             assert page.better == sum(1 for _, s in model if s < page.rows[0][1])
 
 
+def model_ranks(model: list[tuple[str, float]]) -> list[int]:
+    """Competition ranks of the model's entries: 1 + the entries scored strictly better."""
+    return [1 + next(i for i, e in enumerate(model) if e[1] == s) for _, s in model]
+
+
+@pytest.mark.parametrize("merge_depth", [reads.SCRIPT_MERGE_DEPTH, 7])
+def test_a_global_page_reads_the_union_with_its_ranks(monkeypatch: pytest.MonkeyPatch, merge_depth: int) -> None:
+    """The API's page of a global list, merged by one script on one node (the Python merge on a
+    cluster, or deeper than the script merges): the model's slice, its competition ranks and scores."""
+    monkeypatch.setattr(reads, "SCRIPT_MERGE_DEPTH", merge_depth)
+    model = lists_write(random.Random(merge_depth), "week", categories=4, size=50, values=5)
+    ranks = model_ranks(model)
+    for offset, limit in [(0, 20), (3, 9), (45, 100), (199, 1), (200, 5)]:
+        page = reads.ranking_top(window="week", category_id=None, category_slug=None, limit=limit, offset=offset)
+        assert page.total == 200
+        got = [(rk.member(e.video["id"]), e.rank, e.score) for e in page.results]
+        want = [(m, r, -s) for (m, s), r in zip(model, ranks, strict=True)][offset : offset + limit]
+        assert got == want, (offset, limit)
+
+
 def test_a_category_created_between_reads_is_in_the_next_read() -> None:
     rng = random.Random(3)
     model = lists_write(rng, "hour", categories=2, size=10, values=3)
@@ -61,6 +81,10 @@ def test_a_category_created_between_reads_is_in_the_next_read() -> None:
     redis_client().hset(rk.CATS, "late", 9)
     redis_client().zadd(rk.ranking_key("hour", 9), {rk.member(5): -100.0})
     assert union.union_page(window="hour", offset=0, limit=1).rows == [(rk.member(5).encode(), -100.0)]
+    redis_client().hset(rk.CATS, "later", 10)
+    redis_client().zadd(rk.ranking_key("hour", 10), {rk.member(6): -200.0})
+    top = reads.ranking_top(window="hour", category_id=None, category_slug=None, limit=1, offset=0)
+    assert [e.video["id"] for e in top.results] == [6] and top.total == len(model) + 2
 
 
 def test_positions_and_neighbours_follow_the_model() -> None:
@@ -89,6 +113,8 @@ def test_trending_scores_of_a_category_not_yet_rebased_are_compared_on_one_scale
     client.zadd(rk.ranking_key("trending", 2), {rk.member(3): -1.0, rk.member(4): -0.25})
     page = union.union_page(window="trending", offset=0, limit=10)
     assert page.trend == (str(T0).encode(), str(HL).encode())
+    top = reads.ranking_top(window="trending", category_id=None, category_slug=None, limit=10, offset=1)
+    assert [(e.video["id"], e.rank) for e in top.results] == [(3, 2), (2, 3), (4, 4)]
     assert as_model(page.rows) == [
         (rk.member(1), -3.0),
         (rk.member(3), -2.0),
