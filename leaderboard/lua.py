@@ -240,13 +240,13 @@ local function union_counts(last, t0, bounds)
   local out = {}
   for w = 1, #NAMES do out[2 * w - 1] = 0; out[2 * w] = 0 end
   for base = 0, last - 1, #NAMES + 1 do
-    local trend = redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
     for w = 1, #NAMES do
       local key = KEYS[base + w]
       out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
       local bound = bounds[w]
       if bound then
-        if w == TRENDING and t0 and trend[1] and trend[1] ~= t0 then
+        local trend = w == TRENDING and t0 and redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
+        if trend and trend[1] and trend[1] ~= t0 then
           local f = math.pow(2, (tonumber(t0) - tonumber(trend[1])) / tonumber(trend[2]))
           bound = string.format('%.17g', tonumber(bound) * f)
         end
@@ -315,37 +315,45 @@ local named = categories_now(KEYS[2 * n + 1])
 if named ~= ARGV[3] then return {'stale', named} end
 local offset = tonumber(ARGV[1])
 local stop = offset + tonumber(ARGV[2])
-local ref, hl, trends = false, false, {}
-for k = 1, n do
-  trends[k] = redis.call('HMGET', KEYS[n + k], 't0', 'hl')
-  if not ref and trends[k][1] and trends[k][2] then ref, hl = trends[k][1], trends[k][2] end
-end
-local total, heads, pos, scales = 0, {}, {}, {}
-for k = 1, n do
-  scales[k] = 1
-  local t0 = trends[k][1]
-  if ARGV[4] == '1' and ref and t0 and t0 ~= ref then
-    scales[k] = math.pow(2, (tonumber(t0) - tonumber(ref)) / tonumber(hl))
+-- Only trending reads its scopes' t0 (the other windows store plain sums).
+local ref, hl, scales = false, false, {}
+for k = 1, n do scales[k] = 1 end
+if ARGV[4] == '1' then
+  local t0s = {}
+  for k = 1, n do
+    local trend = redis.call('HMGET', KEYS[n + k], 't0', 'hl')
+    t0s[k] = trend[1]
+    if not ref and trend[1] and trend[2] then ref, hl = trend[1], trend[2] end
   end
+  for k = 1, n do
+    if ref and t0s[k] and t0s[k] ~= ref then
+      scales[k] = math.pow(2, (tonumber(t0s[k]) - tonumber(ref)) / tonumber(hl))
+    end
+  end
+end
+-- heads[k] is the reply {member, score, ...}; pos[k] the index of its current member, whose score
+-- on the union's scale is cur[k] (converted once: the merge takes at most stop + n of them).
+local total, heads, pos, cur = 0, {}, {}, {}
+for k = 1, n do
   total = total + redis.call('ZCARD', KEYS[k])
   heads[k] = redis.call('ZRANGE', KEYS[k], 0, stop - 1, 'WITHSCORES')
   pos[k] = 1
+  if heads[k][2] then cur[k] = tonumber(heads[k][2]) * scales[k] end
 end
 local rows, before, first = {}, {}, nil
 for i = 1, stop do
   local best, bv, bm = nil, nil, nil
   for k = 1, n do
-    local h, p = heads[k], pos[k]
-    if p <= #h then
-      local v, m = tonumber(h[p + 1]) * scales[k], h[p]
-      if not best or v < bv or (v == bv and m < bm) then best, bv, bm = k, v, m end
-    end
+    local v = cur[k]
+    if v and (not best or v < bv or (v == bv and heads[k][pos[k]] < bm)) then best, bv, bm = k, v, heads[k][pos[k]] end
   end
   if not best then break end
-  pos[best] = pos[best] + 2
+  local h, p = heads[best], pos[best]
+  pos[best] = p + 2
+  if h[p + 3] then cur[best] = tonumber(h[p + 3]) * scales[best] else cur[best] = nil end
   if i > offset then
     rows[#rows + 1] = bm
-    if scales[best] == 1 then rows[#rows + 1] = heads[best][pos[best] - 1]
+    if scales[best] == 1 then rows[#rows + 1] = h[p + 1]
     else rows[#rows + 1] = string.format('%.17g', bv) end
     if not first then first = bv end
   else
