@@ -2,8 +2,8 @@
 
 Every key a script touches is declared in KEYS and belongs to one scope (one hash
 tag, see leaderboard.keys), so the same scripts run on one node and on Redis
-Cluster; only on one node, which has no slots, is a read-only script (STANDINGS)
-given several scopes at once. The window names, their mask bits and thresholds
+Cluster; only on one node, which has no slots, is a read-only script (TOP_UNION,
+VIDEO_STANDINGS) given several scopes at once. The window names, their mask bits and thresholds
 come from leaderboard.windows, so Python and Lua cannot disagree about them.
 """
 
@@ -154,36 +154,6 @@ for i = 1, #rows, 2 do ids[#ids + 1] = string.match(rows[i], '^0*(%d+)$') end
 return {total, rows, trend, better, redis.call('HMGET', KEYS[4], unpack(ids)), redis.call('HMGET', KEYS[3], unpack(ids))}
 """
 
-# Read of one video's standing in every window of one or more scopes. Read-only, one consistent
-# state. KEYS = a group per scope: its rankings (WINDOWS order), then its trend hash; ARGV[1] = the
-# member. Returns a reply per group: {t0, hl, then per window: score, ZCARD, members scored strictly
-# better}; score and better are nil where the member is not ranked. With ARGV[2] (the video id) the
-# last key is a metadata hash of the same slot, and the video's field in it ends the reply (nil
-# when absent). On a cluster a call holds one group (one slot); one node has no slots to keep
-# apart, and there one call reads both of a video's scopes. A score is ZSCORE's own reply string,
-# never a Lua number: Lua's tostring keeps 14 significant digits, so a converted score would
-# neither read back as the stored double nor bound ZCOUNT at it.
-STANDINGS = f"""
-local replies = {{}}
-local groups_end = #KEYS
-if ARGV[2] then groups_end = #KEYS - 1 end
-for base = 0, groups_end - 1, {_N + 1} do
-  local trend = redis.call('HMGET', KEYS[base + {_N + 1}], 't0', 'hl')
-  local out = {{trend[1], trend[2]}}
-  for w = base + 1, base + {_N} do
-    local score = redis.call('ZSCORE', KEYS[w], ARGV[1])
-    local better = false
-    if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
-    out[#out + 1] = score
-    out[#out + 1] = redis.call('ZCARD', KEYS[w])
-    out[#out + 1] = better
-  end
-  replies[#replies + 1] = out
-end
-if ARGV[2] then replies[#replies + 1] = redis.call('HGET', KEYS[#KEYS], ARGV[2]) end
-return replies
-"""
-
 # Where an entry (score, member) falls in one ranking: the number of entries ordered before it,
 # whether or not the ranking holds it. Read-only; the ranking's order is (score, member), and the
 # members of one score are found by binary search in that score's block (members are zero-padded
@@ -256,6 +226,23 @@ local function union_counts(last, t0, bounds)
   end
   return out
 end
+"""
+)
+
+# Read of one video's standing in every window of one scope (a category's; the global standings
+# are UNION_COUNTS'), one consistent state. KEYS = the scope's rankings (WINDOWS order), then its
+# trend hash; ARGV[1] = the member. Returns {standing}. With ARGV[2] (the video id) the last key is
+# a metadata hash of the same slot, and the video's field in it ends the reply (nil when absent);
+# with only that key, the reply is the field alone.
+STANDINGS = (
+    _UNION
+    + """
+local replies = {}
+local groups_end = #KEYS
+if ARGV[2] then groups_end = #KEYS - 1 end
+for base = 0, groups_end - 1, #NAMES + 1 do replies[#replies + 1] = standing(base, ARGV[1]) end
+if ARGV[2] then replies[#replies + 1] = redis.call('HGET', KEYS[#KEYS], ARGV[2]) end
+return replies
 """
 )
 

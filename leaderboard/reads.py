@@ -302,10 +302,10 @@ def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     return _standings_of(reply)
 
 
-# Video id -> the category its cached metadata named at its last standings read: a guess, so that
-# the metadata and the category's standings come back in one call on one node. The metadata read in
-# that same call decides: a wrong or missing guess costs the call the read took anyway. Bounded:
-# emptied when full.
+# On a cluster: video id -> the category its cached metadata named at its last standings read, a
+# guess, so that the category's standings are read beside the metadata rather than after it. The
+# metadata read decides: a wrong or missing guess costs the call the read took anyway. Bounded:
+# emptied when full. One node needs no guess: VIDEO_STANDINGS reads the category from the metadata.
 _category_guess: dict[int, int] = {}
 _CATEGORY_GUESS_MAX = 100_000
 
@@ -319,8 +319,9 @@ class VideoStandings:
 
 
 def video_standings(*, video_id: int) -> VideoStandings | None:
-    """A video's cached metadata with its standings (ranking_standings), in as few calls as the
-    category guess allows; None when the metadata cache does not hold the video."""
+    """A video's cached metadata with its standings (ranking_standings): one call on one node
+    (VIDEO_STANDINGS), on a cluster as few as the category guess allows; None when the metadata
+    cache does not hold the video."""
     member = rk.member(video_id)
     if not is_cluster():
         for _ in range(3):
