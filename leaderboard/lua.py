@@ -318,14 +318,23 @@ if ARGV[4] == '1' then
     end
   end
 end
--- heads[k] is the reply {member, score, ...}; pos[k] the index of its current member, whose score
--- on the union's scale is cur[k] (converted once: the merge takes at most stop + n of them).
-local total, heads, pos, cur = 0, {}, {}, {}
+-- Each category's head is read in chunks, a share of the page first, then twice as much each
+-- time the merge runs past it: a page draws most of its entries from a few categories. heads[k] is
+-- the last chunk's reply {member, score, ...}, pos[k] the index of its current member, got[k] the
+-- entries read so far, cur[k] the current member's score on the union's scale (converted once).
+local total, cards, heads, pos, got, cur, chunk = 0, {}, {}, {}, {}, {}, {}
+local function refill(k)
+  local want = math.min(chunk[k], stop - got[k], cards[k] - got[k])
+  if want <= 0 then cur[k] = nil; return end
+  local h = redis.call('ZRANGE', KEYS[k], got[k], got[k] + want - 1, 'WITHSCORES')
+  heads[k], pos[k], got[k], chunk[k] = h, 1, got[k] + #h / 2, chunk[k] * 2
+  if h[2] then cur[k] = tonumber(h[2]) * scales[k] else cur[k] = nil end
+end
 for k = 1, n do
-  total = total + redis.call('ZCARD', KEYS[k])
-  heads[k] = redis.call('ZRANGE', KEYS[k], 0, stop - 1, 'WITHSCORES')
-  pos[k] = 1
-  if heads[k][2] then cur[k] = tonumber(heads[k][2]) * scales[k] end
+  cards[k] = redis.call('ZCARD', KEYS[k])
+  total = total + cards[k]
+  got[k], chunk[k] = 0, math.ceil(stop / n) + 1
+  refill(k)
 end
 local rows, before, first = {}, {}, nil
 for i = 1, stop do
@@ -337,7 +346,7 @@ for i = 1, stop do
   if not best then break end
   local h, p = heads[best], pos[best]
   pos[best] = p + 2
-  if h[p + 3] then cur[best] = tonumber(h[p + 3]) * scales[best] else cur[best] = nil end
+  if h[p + 3] then cur[best] = tonumber(h[p + 3]) * scales[best] else refill(best) end
   if i > offset then
     rows[#rows + 1] = bm
     if scales[best] == 1 then rows[#rows + 1] = h[p + 1]
