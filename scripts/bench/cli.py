@@ -45,7 +45,7 @@ from .leaderboard_lib import leaderboard_run, leaderboard_venv
 from .naive import naive_ingest_run, naive_load, naive_reads_run
 from .ours import in_process_reads, leaderboard_stream, redis_stage_run
 from .plot import plot
-from .reads import http_load, reads_run, wrk_available
+from .reads import http_load, reads_run, snapshot_note, wrk_available
 from .reindex import reindex_run
 from .report import doc_results, doc_update, fmt_runs, print_stage, print_table
 from .servers import (
@@ -238,11 +238,12 @@ class Bench:
             http_load(port=self.port, paths=paths, connections=32, seconds=READ_WARMUP_S)
         reads = []
         for i in range(prof.runs):
-            r = {"top20": reads_run(port=self.port, paths=top_paths, seconds=prof.read_s),
-                 "video": reads_run(port=self.port, paths=video_paths, seconds=prof.read_s)}  # fmt: skip
+            r = {"top20": reads_run(port=self.port, paths=top_paths, seconds=prof.read_s, valkey=client),
+                 "video": reads_run(port=self.port, paths=video_paths, seconds=prof.read_s, valkey=client)}  # fmt: skip
             say(f"  run {i + 1}: top-20 {r['top20']['max_rps']:,.0f} req/s max, p99 {r['top20']['paced_p99_ms']:.1f} ms "
-                f"at {r['top20']['paced_rps']:,.0f} req/s; video {r['video']['max_rps']:,.0f} req/s max, "
-                f"p99 {r['video']['paced_p99_ms']:.1f} ms at {r['video']['paced_rps']:,.0f} req/s")  # fmt: skip
+                f"at {r['top20']['paced_rps']:,.0f} req/s{snapshot_note(r['top20'])}; video {r['video']['max_rps']:,.0f} "
+                f"req/s max, p99 {r['video']['paced_p99_ms']:.1f} ms at {r['video']['paced_rps']:,.0f} req/s"
+                f"{snapshot_note(r['video'])}")  # fmt: skip
             reads.append(r)
         self.results["reads"] = {"runs": reads, "median": median_of(reads)}
         if self.only == "reads":
