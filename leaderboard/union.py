@@ -12,7 +12,9 @@ every event, and the dearer half: the global sets are the largest (docs/benchmar
 - A standing is a sum of ZCOUNTs; a position a sum of per-category counts (``BELOW``).
 
 On one node every step reads all categories in one MULTI/EXEC, so it sees one state of them
-all; on a cluster each category is its own slot and one step's reads go out as one pipeline.
+all, and the hot reads are one script call each (leaderboard.lua: TOP_UNION for a page near the
+top, VIDEO_STANDINGS for a video's standings; leaderboard.reads calls them). On a cluster each
+category is its own slot and one step's reads go out as one pipeline.
 
 Trending: each scope stores its scores relative to its own t0. A rebase moves every scope to the
 same t0, one after another; until it is through, a category's scores are brought to the first
