@@ -2,9 +2,11 @@
 scope (one cluster slot): a top-N page is one Lua call (leaderboard.lua.TOP), a video's standings
 in its category one Lua call (leaderboard.lua.STANDINGS), which also reads the video's metadata
 when the caller asks (``video_standings``). A global list is the union of the category lists,
-merged when read (leaderboard.union): a page takes one round trip for the categories' heads and
-one for its metadata and previous ranks; a video's global standings one more call after its
-category's. Nothing here reads Postgres."""
+merged when read (leaderboard.union). On one node a page near the top is one script call
+(TOP_UNION) and a video's standings with its metadata one (VIDEO_STANDINGS); on a cluster a page
+takes a pipelined round trip for the categories' heads and one for its metadata and previous
+ranks, and a video's global standings one more call after its category's. Nothing here reads
+Postgres."""
 
 from __future__ import annotations
 
