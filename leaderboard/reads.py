@@ -216,17 +216,18 @@ SCRIPT_MERGE_DEPTH = 200
 
 def _union_top(*, window: str, limit: int, offset: int) -> RankingPage:
     if not is_cluster() and offset + limit <= SCRIPT_MERGE_DEPTH:
-        for _ in range(3):
-            ids, named = union.categories_named()
+
+        def top(ids: tuple[int, ...], named: str) -> Any:
             keys = [
                 *(rk.ranking_key(window, cid) for cid in ids),
                 *(rk.trend_key(rk.scope_for(cid)) for cid in ids),
                 rk.CATS, rk.snapshot_key(window, None), rk.meta_key(rk.GLOBAL),
             ]  # fmt: skip
-            out = script(TOP_UNION)(keys=keys, args=[offset, limit, named, int(window == "trending")])
-            if out[0] != b"stale":
-                return _page_of(out, window=window, category_slug=None, limit=limit, offset=offset)
-            union.categories_seen(out[1])
+            return script(TOP_UNION)(keys=keys, args=[offset, limit, named, int(window == "trending")])
+
+        out = union.with_categories(top)
+        if out is not None:
+            return _page_of(out, window=window, category_slug=None, limit=limit, offset=offset)
     found = union.union_page(window=window, offset=offset, limit=limit)
     now = timezone.now()
     page = RankingPage(window=window, category=None, generated_at=now, total=found.total, limit=limit, offset=offset)
@@ -300,7 +301,7 @@ class Standing:
 
 def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
     """The video's rank, score and percentile in every window, globally and in its category."""
-    reply = script(STANDINGS)(keys=_scope_standings_keys(category_id), args=[rk.member(video_id)])[0]
+    reply = script(STANDINGS)(keys=union.category_group(category_id), args=[rk.member(video_id)])[0]
     return _standings_of(reply)
 
 
@@ -326,15 +327,15 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
     cache does not hold the video."""
     member = rk.member(video_id)
     if not is_cluster():
-        for _ in range(3):
-            ids, named = union.categories_named()
-            keys = [*(k for cid in ids for k in _scope_standings_keys(cid)), rk.CATS, rk.meta_key(rk.GLOBAL)]
-            out = script(VIDEO_STANDINGS)(keys=keys, args=[member, video_id, named])
-            if out and out[0] == b"stale":
-                union.categories_seen(out[1])
-                continue
-            if not out:
-                return None
+
+        def read(ids: tuple[int, ...], named: str) -> Any:
+            keys = [*(k for cid in ids for k in union.category_group(cid)), rk.CATS, rk.meta_key(rk.GLOBAL)]
+            return script(VIDEO_STANDINGS)(keys=keys, args=[member, video_id, named])
+
+        out = union.with_categories(read)
+        if out == []:
+            return None
+        if out is not None:
             found = _video_standings_of(out[0], video_id)
             if found.status == "published" and found.category_id is not None:
                 if len(out) == 3:
@@ -344,7 +345,7 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
                     found.standings = ranking_standings(video_id=video_id, category_id=found.category_id)
             return found
     guess = _category_guess.get(video_id)
-    cat_keys = _scope_standings_keys(guess) if guess is not None else ()
+    cat_keys = union.category_group(guess) if guess is not None else ()
     meta = (rk.meta_key(rk.GLOBAL),)
     standings = script(STANDINGS)
     if is_cluster():  # the metadata hash is in the global scope's slot, the category in its own
@@ -362,7 +363,7 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
         if len(_category_guess) >= _CATEGORY_GUESS_MAX:
             _category_guess.clear()
         _category_guess[video_id] = category_id
-        replies = standings(keys=_scope_standings_keys(category_id), args=[member])
+        replies = standings(keys=union.category_group(category_id), args=[member])
     found.standings = _standings_of(replies[0])
     return found
 
@@ -390,12 +391,6 @@ def _standings_of(cat_reply: Sequence[Any], counts: Sequence[tuple[int, int]] | 
     glob, cat = _scope_standings("global", glob_reply, now), _scope_standings("category", cat_reply, now)
     # Window by window, the global standing before the category one.
     return [standing for pair in zip(glob, cat, strict=True) for standing in pair]
-
-
-@lru_cache(maxsize=256)
-def _scope_standings_keys(category_id: int) -> tuple[str, ...]:
-    """The STANDINGS keys of one scope: its rankings in WINDOWS order, then its trend hash."""
-    return (*(rk.ranking_key(w, category_id) for w in WINDOWS), rk.trend_key(rk.scope_for(category_id)))
 
 
 def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:

@@ -25,7 +25,7 @@ the factors are exactly 1 and the order is exact.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -75,59 +75,63 @@ class _Unsettled(RuntimeError):
         super().__init__("the categories kept changing while the rankings were read")
 
 
-def categories_named() -> tuple[tuple[int, ...], str]:
-    """The category ids last read, and how a one-node script is told them (leaderboard.lua._UNION)."""
-    ids = _known[0]
-    return ids, ",".join(map(str, ids))
-
-
-def categories_seen(named: bytes) -> None:
-    """A script found other categories than it was told: the ids it read, for the next call."""
-    _known[0] = tuple(int(i) for i in named.split(b",") if i)
+def with_categories(call: Callable[[tuple[int, ...], str], Any]) -> Any:
+    """``call(ids, named)`` of a one-node script (leaderboard.lua._UNION) told the category ids last
+    read, as ids and as the text the script compares; called again with the ids a 'stale' reply
+    names. Its reply, or None when the categories kept changing."""
+    for _ in range(3):
+        ids = _known[0]
+        out = call(ids, ",".join(map(str, ids)))
+        if not (out and out[0] == b"stale"):
+            return out
+        _known[0] = tuple(int(i) for i in out[1].split(b",") if i)
+    return None
 
 
 def _pipeline(client: Any) -> Any:
     return client.pipeline(transaction=not is_cluster())
 
 
-def _category_ids_read(pipe: Any) -> None:
-    pipe.hvals(rk.CATS)
-
-
-def _category_ids_of(reply: Sequence[bytes]) -> tuple[int, ...]:
-    return tuple(sorted({int(v) for v in reply}))
-
-
-def _read(window: str, extra: Any) -> tuple[Lists, list[Any]]:
-    """One step's read of every category list of ``window``: counts and trend state, plus what
-    ``extra(pipe, keys)`` queues; retried once when the set of categories changed under it."""
+def _consistent(queue: Callable[[Any, tuple[int, ...]], None]) -> tuple[tuple[int, ...], list[Any]]:
+    """The category ids and the replies of what ``queue(pipe, ids)`` queues, in one round trip
+    that also reads the slug index: read again when the categories changed under it."""
     client = redis_client()
     for _ in range(3):
         ids = _known[0]
-        keys = tuple(rk.ranking_key(window, cid) for cid in ids)
         pipe = _pipeline(client)
-        _category_ids_read(pipe)
+        pipe.hvals(rk.CATS)
+        queue(pipe, ids)
+        out = pipe.execute()
+        current = tuple(sorted({int(v) for v in out[0]}))
+        if current == ids:
+            return ids, out[1:]
+        _known[0] = current
+    raise _Unsettled
+
+
+def _read(window: str, extra: Callable[[Any, Sequence[str]], None]) -> tuple[Lists, list[Any]]:
+    """One step's read of every category list of ``window``: counts and trend state, plus what
+    ``extra(pipe, keys)`` queues."""
+
+    def queue(pipe: Any, ids: tuple[int, ...]) -> None:
+        keys = [rk.ranking_key(window, cid) for cid in ids]
         for key in keys:
             pipe.zcard(key)
         if window == "trending":
             for cid in ids:
                 pipe.hmget(rk.trend_key(rk.scope_for(cid)), "t0", "hl")
         extra(pipe, keys)
-        out = pipe.execute()
-        current = _category_ids_of(out[0])
-        if current != ids:
-            _known[0] = current
-            continue
-        n = len(ids)
-        cards = tuple(int(c) for c in out[1 : 1 + n])
-        rest = out[1 + n :]
-        scales: tuple[float, ...] = (1.0,) * n
-        trend: tuple[bytes | None, bytes | None] = (None, None)
-        if window == "trending":
-            trends, rest = rest[:n], rest[n:]
-            scales, trend = _trending_scales(trends)
-        return Lists(window, ids, keys, cards, scales, trend), rest
-    raise _Unsettled
+
+    ids, out = _consistent(queue)
+    n = len(ids)
+    cards = tuple(int(c) for c in out[:n])
+    rest = out[n:]
+    scales: tuple[float, ...] = (1.0,) * n
+    trend: tuple[bytes | None, bytes | None] = (None, None)
+    if window == "trending":
+        trends, rest = rest[:n], rest[n:]
+        scales, trend = _trending_scales(trends)
+    return Lists(window, ids, tuple(rk.ranking_key(window, cid) for cid in ids), cards, scales, trend), rest
 
 
 def _trending_scales(trends: Sequence[Sequence[bytes | None]]) -> tuple[tuple[float, ...], tuple[Any, Any]]:
@@ -276,8 +280,9 @@ def union_around(*, lists: Lists, stored: float, member: bytes, radius: int) -> 
 
 
 @lru_cache(maxsize=256)
-def _standings_group(category_id: int) -> tuple[str, ...]:
-    """A category's UNION_COUNTS keys: its rankings in WINDOWS order, then its trend hash."""
+def category_group(category_id: int) -> tuple[str, ...]:
+    """A category's keys as the standings scripts take them: its rankings in WINDOWS order, then its
+    trend hash."""
     return (*(rk.ranking_key(w, category_id) for w in WINDOWS), rk.trend_key(rk.scope_for(category_id)))
 
 
@@ -285,29 +290,21 @@ def union_standing_counts(*, bounds: Sequence[bytes | None], t0: bytes | None) -
     """Per window (WINDOWS order): the global list's entries, and those of them scored strictly
     better than the window's bound (a video's stored score in its category, ZSCORE's reply; the
     trending one relative to ``t0``, its category's). A None bound counts no better entries."""
-    client = redis_client()
     counts = script(UNION_COUNTS)
     args = [t0 or b"", *(b"" if b is None else b for b in bounds)]
-    for _ in range(3):
-        ids = _known[0]
-        pipe = _pipeline(client)
-        _category_ids_read(pipe)
-        groups = [_standings_group(cid) for cid in ids]
+
+    def queue(pipe: Any, ids: tuple[int, ...]) -> None:
+        groups = [category_group(cid) for cid in ids]
         if is_cluster():
             for group in groups:
                 counts(keys=group, args=args, client=pipe)
         elif groups:
             counts(keys=[k for group in groups for k in group], args=args, client=pipe)
-        out = pipe.execute()
-        current = _category_ids_of(out[0])
-        if current != ids:
-            _known[0] = current
-            continue
-        sums = [0] * (2 * len(WINDOWS))
-        for reply in out[1:]:
-            sums = [a + int(b) for a, b in zip(sums, reply, strict=True)]
-        return [(sums[2 * i], sums[2 * i + 1]) for i in range(len(WINDOWS))]
-    raise _Unsettled
+
+    sums = [0] * (2 * len(WINDOWS))
+    for reply in _consistent(queue)[1]:
+        sums = [a + int(b) for a, b in zip(sums, reply, strict=True)]
+    return [(sums[2 * i], sums[2 * i + 1]) for i in range(len(WINDOWS))]
 
 
 def union_rows(*, window: str) -> list[Row]:
