@@ -307,6 +307,18 @@ def test_postgres_data_is_a_named_volume() -> None:
     assert any(str(v).split(":")[1].rstrip("/") == "/var/lib/postgresql" for v in volumes)
 
 
+def test_valkey_nodes_keep_no_copy_of_the_rankings() -> None:
+    # A node restarted from an older snapshot or append-only file would hold its scopes as built
+    # while missing the batches applied after that copy: lost counts (docs/exactly-once.md).
+    services = _compose()["services"]
+    nodes = [name for name, svc in services.items() if svc.get("command", [None])[0] == "valkey-server"]
+    assert {"redis", "valkey-1", "valkey-2", "valkey-3"} <= set(nodes)
+    for name in nodes:
+        command = services[name]["command"]
+        assert command[command.index("--save") + 1] == "", name
+        assert command[command.index("--appendonly") + 1] == "no", name
+
+
 def test_monitoring_runs_only_in_its_profile() -> None:
     services = _services()
     assert set(services) >= MONITORING_SERVICES
