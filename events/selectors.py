@@ -14,6 +14,7 @@ import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -60,6 +61,11 @@ def event_type_weights() -> dict[int, tuple[str, float]]:
     with connection.cursor() as cur:
         cur.execute("SELECT id, name, weight FROM events_eventtype")
         return {int(tid): (str(name), float(weight)) for tid, name, weight in cur.fetchall()}
+
+
+def event_type_weights_query() -> QuerySet[EventType, Any]:
+    """(id, weight) rows of every event type, as a query another app's SQL may join (its current weights)."""
+    return EventType.objects.values("id", "weight")
 
 
 def event_types_by_name() -> dict[str, EventType]:

@@ -44,18 +44,26 @@ def minute_scores(
 def hour_scores(
     *, since: datetime | None = None, until: datetime | None = None, video_ids: Collection[int] | None = None
 ) -> list[tuple[int, datetime, float, float]]:
-    """(video, hour, score, trending score relative to the hour start) of the hour buckets in [since, until)."""
+    """(video, hour, score, trending score relative to the hour start) of the hour buckets in [since, until).
+
+    A bucket's hourly row and minute rows together (the view scoring_hourtotal). The bounds on
+    ``bucket`` follow from those on ``hour`` (a row's bucket lies in its hour); they let the range
+    be read through each table's index.
+    """
     with connection.cursor() as cur:
         cur.execute(
             """
             SELECT c.video_id, c.hour, SUM(w.weight * c.units), SUM(w.weight * c.trend_units)
-            FROM scoring_hourlycounter c
-            JOIN unnest(%s::bigint[], %s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
-            WHERE (%s::timestamptz IS NULL OR c.hour >= %s) AND (%s::timestamptz IS NULL OR c.hour < %s)
-              AND (%s::bigint[] IS NULL OR c.video_id = ANY(%s::bigint[]))
+            FROM scoring_hourtotal c
+            JOIN unnest(%(types)s::bigint[], %(weights)s::float8[]) AS w(id, weight) ON w.id = c.event_type_id
+            WHERE (%(since)s::timestamptz IS NULL OR (c.hour >= %(since)s AND c.bucket >= %(since)s))
+              AND (%(until)s::timestamptz IS NULL OR (c.hour < %(until)s AND c.bucket < %(until)s::timestamptz + interval '1 hour'))
+              AND (%(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[]))
             GROUP BY c.video_id, c.hour
             """,
-            [*weight_arrays(), since, since, until, until, _ids(video_ids), _ids(video_ids)],
+            dict(
+                zip(("types", "weights"), weight_arrays(), strict=True), since=since, until=until, ids=_ids(video_ids)
+            ),
         )
         return list(cur.fetchall())
 

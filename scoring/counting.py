@@ -138,63 +138,55 @@ def _keys_claim(keys: list[str], *, anchor: datetime) -> set[str]:
 
 
 def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window_start: datetime) -> None:
-    """Upsert the hourly counters (every event) and the minute counters (the hour window's events).
+    """Upsert the minute counters (events inside the hour window or ahead of it) and the hourly
+    counters (older events): each event in one row (scoring.models.MinuteCounter).
 
-    One statement each, rows in key order (no deadlocks between concurrent batches). An hour row
-    also adds units * 2^((minute - hour) / half-life), trending's minute resolution.
+    One statement each, rows in key order (no deadlocks between concurrent batches). A row also
+    adds units * 2^((minute - hour) / half-life), trending's minute resolution.
     """
     half_life = settings.RANKING_TRENDING_HALF_LIFE_S
     hourly: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     minutes: list[tuple[tuple[int, int, datetime], list[float]]] = []
-    hours: dict[datetime, datetime] = {}  # a batch holds few distinct minutes
+    trend: dict[datetime, tuple[datetime, float]] = {}  # minute -> (its hour, its factor); few a batch
     for (vid, type_id, minute), (events, units) in counters.items():
-        hour = hours.get(minute) or hours.setdefault(minute, hour_floor(minute))
-        row = hourly[(vid, type_id, hour)]
+        hour_factor = trend.get(minute)
+        if hour_factor is None:
+            hour = hour_floor(minute)
+            hour_factor = trend[minute] = (hour, 2.0 ** ((minute - hour).total_seconds() / half_life))
+        if minute >= window_start:
+            minutes.append(((vid, type_id, minute), [events, units, units * hour_factor[1]]))
+            continue
+        row = hourly[(vid, type_id, hour_factor[0])]
         row[0] += events
         row[1] += units
-        row[2] += units * 2.0 ** ((minute - hour).total_seconds() / half_life)
-        if minute >= window_start:
-            minutes.append(((vid, type_id, minute), [events, units]))
-    rows = sorted(hourly.items())
+        row[2] += units * hour_factor[1]
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units, trend_units)
-            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[],
-                                 %s::float8[])
-            ON CONFLICT (video_id, event_type_id, hour) DO UPDATE
-            SET events = scoring_hourlycounter.events + EXCLUDED.events,
-                units = scoring_hourlycounter.units + EXCLUDED.units,
-                trend_units = scoring_hourlycounter.trend_units + EXCLUDED.trend_units
-            """,
-            [
-                array_param(k[0] for k, _ in rows),
-                array_param(k[1] for k, _ in rows),
-                array_param(k[2].isoformat() for k, _ in rows),
-                array_param(int(v[0]) for _, v in rows),
-                array_param(float(v[1]) for _, v in rows),
-                array_param(float(v[2]) for _, v in rows),
-            ],
-        )
-        if not minutes:
-            return
-        minutes.sort()
-        cur.execute(
-            """
-            INSERT INTO scoring_minutecounter (video_id, event_type_id, minute, events, units)
-            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[])
-            ON CONFLICT (video_id, event_type_id, minute) DO UPDATE
-            SET events = scoring_minutecounter.events + EXCLUDED.events,
-                units = scoring_minutecounter.units + EXCLUDED.units
-            """,
-            [
-                array_param(k[0] for k, _ in minutes),
-                array_param(k[1] for k, _ in minutes),
-                array_param(k[2].isoformat() for k, _ in minutes),
-                array_param(int(v[0]) for _, v in minutes),
-                array_param(float(v[1]) for _, v in minutes),
-            ],
-        )
+        for table, bucket, rows in (
+            ("scoring_minutecounter", "minute", sorted(minutes)),
+            ("scoring_hourlycounter", "hour", sorted(hourly.items())),
+        ):
+            if not rows:
+                continue
+            # The table and column names are the two constants above, never input.
+            cur.execute(
+                f"""
+                INSERT INTO {table} (video_id, event_type_id, {bucket}, events, units, trend_units)
+                SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[],
+                                     %s::float8[])
+                ON CONFLICT (video_id, event_type_id, {bucket}) DO UPDATE
+                SET events = {table}.events + EXCLUDED.events,
+                    units = {table}.units + EXCLUDED.units,
+                    trend_units = {table}.trend_units + EXCLUDED.trend_units
+                """,
+                [
+                    array_param(k[0] for k, _ in rows),
+                    array_param(k[1] for k, _ in rows),
+                    array_param(k[2].isoformat() for k, _ in rows),
+                    array_param(int(v[0]) for _, v in rows),
+                    array_param(float(v[1]) for _, v in rows),
+                    array_param(float(v[2]) for _, v in rows),
+                ],
+            )
 
 
 def scoped_deltas(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter as CodeCounter
 from collections import defaultdict
 from collections.abc import Sequence
@@ -282,7 +283,7 @@ def window_rollover(*, now: datetime | None = None) -> int:
     Returns how many minutes the anchor moved. The subtraction is stored as a
     ledger batch in the same transaction that moves the anchor, then applied
     like any other batch, so a crash in between is repaired by the sweeper.
-    Minute counters that left the hour window are dropped in that transaction too.
+    The minute counters that left the hour window stay until ``counters_fold`` moves them.
     """
     target = minute_floor(now or timezone.now())
     with transaction.atomic():
@@ -305,7 +306,6 @@ def window_rollover(*, now: datetime | None = None) -> int:
         leaving += [(vid, hour, mask, scores[(vid, hour)]) for (vid, hour), mask in masks.items()]
         with connection.cursor() as cur:
             cur.execute("UPDATE scoring_windowstate SET anchor = %s WHERE id = 1", [target])
-            cur.execute("DELETE FROM scoring_minutecounter WHERE minute < %s", [hour_window_start(target)])
         # Only what the scopes hold leaves them: a hidden video's buckets are in no ranking.
         facts = video_facts(video_ids={row[0] for row in leaving})
         deltas = scopes_route(((vid, bucket, mask, -score) for vid, bucket, mask, score in leaving), facts=facts)
@@ -319,6 +319,59 @@ def window_rollover(*, now: datetime | None = None) -> int:
         batch_mark_applied(batch_id=str(batch.id))
     except store.RankingsNotBuilt:
         logger.warning("rankings not built; roll-over batch %s left for the rebuild", batch.id)
+    return moved
+
+
+# Minute rows moved into the hourly rows per transaction: a fold never holds many row locks at once.
+FOLD_CHUNK = 20_000
+# One run's time: a busy hour holds millions of minute rows (about 6.6 µs each to move).
+FOLD_BUDGET_S = 120.0
+# Picks minute rows of hours wholly before the hour window, deletes them and adds them to their
+# hourly rows, in key order (as the batches lock the hourly rows: no deadlock between them).
+FOLD_SQL = """
+    WITH picked AS (
+        SELECT id FROM scoring_minutecounter WHERE minute < %(before)s LIMIT %(chunk)s FOR UPDATE SKIP LOCKED
+    ), moved AS (
+        DELETE FROM scoring_minutecounter m USING picked WHERE m.id = picked.id
+        RETURNING m.video_id, m.event_type_id, m.minute, m.events, m.units, m.trend_units
+    ), folded AS (
+        INSERT INTO scoring_hourlycounter (video_id, event_type_id, hour, events, units, trend_units)
+        SELECT video_id, event_type_id, date_trunc('hour', minute, 'UTC'), SUM(events), SUM(units), SUM(trend_units)
+        FROM moved GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (video_id, event_type_id, hour) DO UPDATE
+        SET events = scoring_hourlycounter.events + EXCLUDED.events,
+            units = scoring_hourlycounter.units + EXCLUDED.units,
+            trend_units = scoring_hourlycounter.trend_units + EXCLUDED.trend_units
+    )
+    SELECT count(*) FROM moved
+"""
+
+
+def counters_fold(*, chunk: int = FOLD_CHUNK, budget_s: float = FOLD_BUDGET_S) -> int:
+    """Move the minute rows of every hour that has wholly left the hour window into the hourly rows.
+
+    Returns the minute rows moved. No batch writes such rows any more: a batch writes minute rows
+    only inside the window of the anchor it holds FOR SHARE, which no roll-over can move meanwhile,
+    and the anchor only moves forward. Each chunk is one transaction, so any reader's snapshot
+    holds every event once, in its minute row or in its hourly row; the roll-over reads the
+    minutes leaving the window before they can be folded. A batch's hourly rows then get one
+    write per (video, type) and hour instead of one per batch. Stops after about ``budget_s``
+    seconds; the next run (beat, every minute) goes on where it stopped.
+    """
+    moved = 0
+    deadline = time.monotonic() + budget_s
+    while True:
+        with transaction.atomic():
+            before = hour_floor(hour_window_start(window_anchor_locked(exclusive=False)))
+            with connection.cursor() as cur:
+                cur.execute(FOLD_SQL, {"before": before, "chunk": chunk})
+                row = cur.fetchone()
+        done = int(row[0]) if row else 0
+        moved += done
+        if done < chunk or time.monotonic() > deadline:
+            break
+    if moved:
+        logger.info("counters fold: %d minute rows moved into the hourly rows, before %s", moved, before.isoformat())
     return moved
 
 

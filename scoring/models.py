@@ -21,7 +21,8 @@ _COUNTER_FK: dict[str, Any] = {"related_name": "+", "db_index": False, "db_const
 
 
 class HourlyCounter(models.Model):
-    """Source of truth for every score: events and units per (video, type, hour)."""
+    """Source of truth for every score, with MinuteCounter: events and units per (video, type, hour)
+    of the events that are not in a minute row (see MinuteCounter)."""
 
     video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, **_COUNTER_FK)
     event_type = models.ForeignKey("events.EventType", on_delete=models.PROTECT, **_COUNTER_FK)
@@ -43,10 +44,14 @@ class HourlyCounter(models.Model):
 
 
 class MinuteCounter(models.Model):
-    """Events and units per (video, type, minute) while the hour window needs them.
+    """Events and units per (video, type, minute), for the events the hour window holds.
 
-    Written for minutes inside the last 60 (and the few ahead) only; the hourly
-    counters hold the same events for good, so older rows are simply deleted.
+    Every counted event is in exactly one counter row. An event whose minute was inside the hour
+    window (or ahead of it) when it was counted is in a minute row, and only there; any other event
+    is in an hourly row. Once a whole hour has left the window, ``counters_fold`` moves its minute
+    rows into the hourly rows, so the per-event write of the live path is one minute row, and the
+    hourly rows get one write per (video, type) and hour. A (video, type, hour) bucket's counts are
+    its hourly row plus its minute rows: the view ``scoring_hourtotal`` (migration 0009) adds them.
     """
 
     video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, **_COUNTER_FK)
@@ -54,6 +59,8 @@ class MinuteCounter(models.Model):
     minute = models.DateTimeField(help_text="Start of the UTC minute bucket.")
     events = models.BigIntegerField(default=0)
     units = models.FloatField(default=0)
+    # units * 2^((minute - hour) / half-life), as HourlyCounter.trend_units: the fold adds it there.
+    trend_units = models.FloatField(default=0)
 
     class Meta:
         constraints = [

@@ -39,7 +39,8 @@ PUBLISHED = "published"
 
 # Score of every video in the windows kept in counters (hour, day, week, all, trending: the order of
 # leaderboard.windows.WINDOWS), by video id, from the counters and the given weights. The hour
-# window sums minute buckets; trending decays each hour's minute-exact trending units.
+# window sums minute buckets; trending decays each hour's minute-exact trending units. An hour's
+# counts are its hourly row and its minute rows (the view scoring_hourtotal).
 SCORES_SQL = """
     WITH w AS (SELECT * FROM unnest(%(type_ids)s::bigint[], %(weights)s::float8[]) AS w(id, weight)),
     h AS (
@@ -49,7 +50,7 @@ SCORES_SQL = """
                SUM(w.weight * c.units) AS total,
                SUM(w.weight * c.trend_units * power(2::float8, (extract(epoch FROM c.hour) - %(t0)s) / %(hl)s))
                    AS trending
-        FROM scoring_hourlycounter c JOIN w ON w.id = c.event_type_id
+        FROM scoring_hourtotal c JOIN w ON w.id = c.event_type_id
         WHERE %(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[])
         GROUP BY c.video_id
     ),

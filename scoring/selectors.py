@@ -14,12 +14,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, DateTimeField, F, FloatField, Q, Sum, Value
+from django.db.models import Count, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from core.metrics import GaugeSource
-from events.selectors import event_type_weights
+from events.selectors import event_type_weights, event_type_weights_query
 from leaderboard.windows import (
     RISING_PRIOR_PER_HOUR,
     WINDOWS,
@@ -29,7 +29,7 @@ from leaderboard.windows import (
     rising_week_average,
     window_start,
 )
-from scoring.models import Batch, DeadLetter, HourlyCounter
+from scoring.models import Batch, DeadLetter
 from videos.selectors import videos_published
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,22 @@ def window_anchor() -> datetime:
         cur.execute("SELECT anchor FROM scoring_windowstate WHERE id = 1")
         row = cur.fetchone()
     return row[0] if row is not None else minute_floor(timezone.now())
+
+
+def counts_by_hour(*, video_ids: Iterable[int] | None = None) -> dict[tuple[int, int, datetime], tuple[int, float]]:
+    """Counted events and units per (video, event type id, hour): each hour's hourly row and minute
+    rows together (scoring.models.MinuteCounter); ``video_ids`` limits it to those videos."""
+    ids = None if video_ids is None else sorted(set(video_ids))
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT video_id, event_type_id, hour, SUM(events), SUM(units) FROM scoring_hourtotal
+            WHERE %(ids)s::bigint[] IS NULL OR video_id = ANY(%(ids)s::bigint[])
+            GROUP BY 1, 2, 3
+            """,
+            {"ids": ids},
+        )
+        return {(v, t, hour): (int(events), float(units)) for v, t, hour, events, units in cur.fetchall()}
 
 
 def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -72,7 +88,7 @@ def score_breakdown(*, video_id: int) -> dict[str, list[dict[str, Any]]]:
                    COALESCE(SUM(c.events), 0), COALESCE(SUM(c.units), 0),
                    COALESCE(SUM(c.events), 0),
                    COALESCE(SUM(c.trend_units * power(2::float8, (extract(epoch FROM c.hour) - %(now)s) / %(hl)s)), 0)
-            FROM scoring_hourlycounter c
+            FROM scoring_hourtotal c
             WHERE c.video_id = %(video)s
             GROUP BY c.event_type_id
             """,
@@ -176,15 +192,27 @@ def video_activity_hourly(
     if not ids:
         return {}
     start, end = activity_range(hours=hours, now=now)
-    # One query: every published video (for its zero series) and the score of each of its buckets.
-    published = videos_published(video_ids=ids)
-    present = published.annotate(hour=Value(None, DateTimeField()), score=Value(None, FloatField()))
-    buckets = (
-        HourlyCounter.objects.filter(video__in=published.values("id"), hour__gte=start, hour__lt=end)
-        .values("video_id", "hour")
-        .annotate(score=Sum(F("units") * F("event_type__weight")))
-    )
-    rows = present.values_list("id", "hour", "score").union(buckets.values_list("video_id", "hour", "score"), all=True)
+    # The published videos and the weights as their apps select them, inside this one query: each
+    # video gets a row for its zero series, then its buckets: an hour's hourly row and minute rows
+    # (the view). Both bounds are whole hours, so they bound each row's own bucket too, which the
+    # tables' indexes order.
+    published, published_params = videos_published(video_ids=ids).values("id").query.sql_with_params()
+    weights, weights_params = event_type_weights_query().query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH p AS ({published}), w AS ({weights})
+            SELECT p.id, NULL::timestamptz, NULL::float8 FROM p
+            UNION ALL
+            SELECT c.video_id, c.hour, SUM(w.weight * c.units)
+            FROM scoring_hourtotal c JOIN w ON w.id = c.event_type_id
+            WHERE c.video_id IN (SELECT id FROM p) AND c.hour >= %s AND c.hour < %s
+              AND c.bucket >= %s AND c.bucket < %s
+            GROUP BY c.video_id, c.hour
+            """,
+            [*published_params, *weights_params, start, end, start, end],
+        )
+        rows = cur.fetchall()
     series: dict[int, list[float]] = {}
     for video_id, hour, score in rows:
         values = series.setdefault(int(video_id), [0.0] * hours)

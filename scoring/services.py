@@ -15,8 +15,9 @@ from scoring.models import Batch, DeadLetter, HourlyCounter, MinuteCounter, Seen
 
 # (video id, event type id, events, units, trending units) of one hour bucket.
 CounterAdd = tuple[int, int, int, float, float]
-# (video id, event type id, minute as epoch seconds, events, units) for the hour window.
-MinuteAdd = tuple[int, int, int, int, float]
+# (video id, event type id, minute as epoch seconds, events, units, trending units) for the hour
+# window: events in a minute row are in no hourly row (scoring.models.MinuteCounter).
+MinuteAdd = tuple[int, int, int, int, float, float]
 
 
 def counters_bulk_add(
@@ -26,7 +27,8 @@ def counters_bulk_add(
     progress: Progress | None = None,
 ) -> int:
     """Add events and units to the hourly counters, one (hour, rows) slice after the other,
-    then the minute counters that ``minutes`` returns once the hours are consumed.
+    then the minute counters that ``minutes`` returns once the hours are consumed (events of the
+    hour window: in those rows only, not in the hourly ones).
 
     Hourly rows are COPYed into a temp table and then upserted in one statement: millions of
     rows in seconds, added to counters that exist already. Each (video, type) appears at most
@@ -63,15 +65,17 @@ def counters_bulk_add(
         recent = sorted(minutes())
         cur.execute(
             """
-            INSERT INTO scoring_minutecounter (video_id, event_type_id, minute, events, units)
-            SELECT v, t, to_timestamp(m), e, u
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[]) AS r(v, t, m, e, u)
+            INSERT INTO scoring_minutecounter (video_id, event_type_id, minute, events, units, trend_units)
+            SELECT v, t, to_timestamp(m), e, u, tu
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[])
+                AS r(v, t, m, e, u, tu)
             ON CONFLICT (video_id, event_type_id, minute) DO UPDATE
             SET events = scoring_minutecounter.events + EXCLUDED.events,
-                units = scoring_minutecounter.units + EXCLUDED.units
+                units = scoring_minutecounter.units + EXCLUDED.units,
+                trend_units = scoring_minutecounter.trend_units + EXCLUDED.trend_units
             """,
             [[r[0] for r in recent], [r[1] for r in recent], [r[2] for r in recent], [r[3] for r in recent],
-             [r[4] for r in recent]],
+             [r[4] for r in recent], [r[5] for r in recent]],
         )  # fmt: skip
     report("counters", rows, rows)
     return rows

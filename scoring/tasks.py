@@ -108,6 +108,11 @@ def window_rollover() -> int:
     return ledger.window_rollover()
 
 
+@shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(600))
+def counters_fold() -> int:
+    return ledger.counters_fold()
+
+
 @shared_task(acks_late=True, **RETRY_TRANSIENT, **time_limits(300))
 def trending_rebase() -> bool:
     return ledger.trending_rebase()

@@ -69,7 +69,7 @@ def _reset() -> None:
         for parent in (partitions.SEEN_TABLE, partitions.BATCH_TABLE):
             for name, _ in partitions._partitions(parent):
                 cur.execute(f"DROP TABLE {name}")
-        cur.execute("TRUNCATE scoring_hourlycounter, scoring_deadletter")
+        cur.execute("TRUNCATE scoring_hourlycounter, scoring_minutecounter, scoring_deadletter")
     partitions.partitions_cache_clear()
 
 

@@ -509,8 +509,7 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
     from events.models import EventType
     from leaderboard import keys as rk
     from leaderboard.windows import WINDOW_BITS, epoch, hour_floor, minute_floor, rising_score, window_mask
-    from scoring.models import HourlyCounter
-    from scoring.selectors import window_anchor
+    from scoring.selectors import counts_by_hour, window_anchor
 
     types = {t.name: t for t in EventType.objects.all()}
     truth: dict[tuple[int, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
@@ -523,8 +522,9 @@ def verify(*, report: Report, accepted: list[dict[str, Any]], durations: dict[in
         slot[0] += 1
         slot[1] += units
     actual: dict[tuple[int, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
-    for row in HourlyCounter.objects.filter(video_id__in={k[0] for k in truth}).select_related("event_type"):
-        actual[(row.video_id, row.event_type.name, row.hour)] = [row.events, row.units]
+    type_names = {t.id: name for name, t in types.items()}
+    for (video_id, type_id, hour), (events, units) in counts_by_hour(video_ids={k[0] for k in truth}).items():
+        actual[(video_id, type_names[type_id], hour)] = [events, units]
     for key in set(truth) | set(actual):
         diff = int(actual[key][0] - truth[key][0])
         report.lost += max(-diff, 0)

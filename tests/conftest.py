@@ -108,6 +108,17 @@ def make_video(db: None, category: Any) -> Callable[..., Any]:
     return make
 
 
+def counted(video_id: int, type_name: str | None = None) -> tuple[int, float]:
+    """Events and units counted for a video (of one event type), over every hour: its hourly rows
+    and minute rows together, as every reader of the counters sees them."""
+    from events.models import EventType
+    from scoring.selectors import counts_by_hour
+
+    names = dict(EventType.objects.values_list("id", "name"))
+    rows = [v for (_, t, _), v in counts_by_hour(video_ids=[video_id]).items() if type_name in (None, names[t])]
+    return sum(r[0] for r in rows), sum(r[1] for r in rows)
+
+
 def wire(
     video_id: int,
     type_: str = "view",
@@ -168,7 +179,7 @@ def counters_fail(db: None) -> Callable[..., Callable[[], int]]:
                 """
             )
             cur.execute(
-                "CREATE TRIGGER test_counters_fail BEFORE INSERT ON scoring_hourlycounter "
+                "CREATE TRIGGER test_counters_fail BEFORE INSERT ON scoring_minutecounter "
                 "FOR EACH ROW EXECUTE FUNCTION test_counters_fail()"
             )
 

@@ -24,6 +24,7 @@ MAINTENANCE = [
     scoring_tasks.rankings_watchdog,
     scoring_tasks.rankings_rebuild,
     scoring_tasks.window_rollover,
+    scoring_tasks.counters_fold,
     scoring_tasks.trending_rebase,
     scoring_tasks.partitions_maintain,
     rankings_tasks.snapshot_take,

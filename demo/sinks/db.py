@@ -26,7 +26,8 @@ def counters_write(
     type_ids = [k.id for k in kinds]
     names = [k.name for k in kinds]
     half_life = settings.RANKING_TRENDING_HALF_LIFE_S
-    # Minute buckets the hour window may still hold (the live path keeps those as minute counters too).
+    # Minute buckets the hour window may still hold: their events go to minute counters instead of
+    # hourly ones, as on the live path (scoring.models.MinuteCounter).
     recent = int(timeline.now) // 60 * 60 - HOUR_WINDOW_MINUTES * 60
     minute_slots: dict[tuple[int, int, int], list[float]] = {}
     done = 0
@@ -38,26 +39,23 @@ def counters_write(
             hour_start = timeline.start + hour * 3600
             slots: dict[tuple[int, int], list[float]] = {}
             for video, kind, at, _user, seconds in events:
-                slot = slots.get((video, kind))
-                if slot is None:
-                    slot = slots[(video, kind)] = [0, 0.0, 0.0]
                 units = event_units(event_type=names[kind], watch_seconds=seconds, duration_seconds=durations[video])
                 minute = at // 60 * 60
+                if minute >= recent:
+                    slot = minute_slots.setdefault((video, kind, minute), [0, 0.0, 0.0])
+                else:
+                    slot = slots.get((video, kind)) or slots.setdefault((video, kind), [0, 0.0, 0.0])
                 slot[0] += 1
                 slot[1] += units
                 # The same rule as scoring.counting: trending's minute offset inside the hour.
                 slot[2] += units * 2.0 ** ((minute - hour_start) / half_life)
-                if minute >= recent:
-                    recent_slot = minute_slots.setdefault((video, kind, minute), [0, 0.0])
-                    recent_slot[0] += 1
-                    recent_slot[1] += units
             stamp = datetime.fromtimestamp(hour_start, tz=UTC)
             yield stamp, [(ids[v], type_ids[k], int(n), u, tu) for (v, k), (n, u, tu) in slots.items()]
             done += len(events)
             progress("events", done, total)
 
     def minutes() -> list[MinuteAdd]:
-        return [(ids[v], type_ids[k], m, int(n), u) for (v, k, m), (n, u) in minute_slots.items()]
+        return [(ids[v], type_ids[k], m, int(n), u, tu) for (v, k, m), (n, u, tu) in minute_slots.items()]
 
     rows = counters_bulk_add(hours=hours(), minutes=minutes, progress=progress)
     return done, rows

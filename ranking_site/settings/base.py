@@ -214,6 +214,7 @@ CELERY_TASK_ROUTES = {
             "scoring.tasks.rankings_watchdog",
             "scoring.tasks.rankings_rebuild",
             "scoring.tasks.window_rollover",
+            "scoring.tasks.counters_fold",
             "scoring.tasks.trending_rebase",
             "scoring.tasks.partitions_maintain",
             "rankings.tasks.snapshot_take",
@@ -309,6 +310,8 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-watchdog": _periodic("scoring.tasks.rankings_watchdog", 10.0),
     # Every 10 s: the hour window moves by whole minutes, at most 10 s after each minute starts.
     "rankings-rollover": _periodic("scoring.tasks.window_rollover", 10.0),
+    # Each hour's minute rows move into the hourly rows once the whole hour has left the window.
+    "counters-fold": _periodic("scoring.tasks.counters_fold", 60.0),
     "rankings-rebase": _periodic("scoring.tasks.trending_rebase", 3600.0),
     "rankings-snapshot": _periodic("rankings.tasks.snapshot_take", float(RANKING_SNAPSHOT_INTERVAL_S)),
     "partitions-maintain": _periodic("scoring.tasks.partitions_maintain", 3600.0),

@@ -70,7 +70,8 @@ def naive_model() -> Any:
 
 
 def naive_load() -> dict[str, Any]:
-    """One row per counted event, generated server-side from the hourly counters, indexes built after."""
+    """One row per counted event, generated server-side from the counters (each hour's hourly and
+    minute rows: the view scoring_hourtotal), indexes built after."""
     from django.db import connection
 
     started = time.perf_counter()
@@ -85,7 +86,7 @@ def naive_load() -> dict[str, Any]:
             INSERT INTO bench_naive_event (video_id, event_type_id, weight, occurred_at)
             SELECT c.video_id, c.event_type_id, e.weight * c.units / c.events,
                    LEAST(c.hour + random() * interval '1 hour', now())
-            FROM scoring_hourlycounter c JOIN events_eventtype e ON e.id = c.event_type_id,
+            FROM scoring_hourtotal c JOIN events_eventtype e ON e.id = c.event_type_id,
                  generate_series(1, c.events)
             WHERE c.events > 0
             """

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db.models import Sum
 from django.test import override_settings
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
@@ -21,11 +20,12 @@ from core.redis import redis_client
 from demo.catalogue import SEED_EMAIL_DOMAIN
 from demo.plan import SeedPlan
 from demo.seeding import data_seed
+from events.models import EventType
 from events.wire import WireEvent, record_parse
 from leaderboard import keys as rk
 from scoring.drift import rankings_drift_check
 from scoring.ledger import batch_process, batch_store
-from scoring.models import HourlyCounter
+from scoring.selectors import counts_by_hour
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +34,13 @@ SMALL = {"videos": 40, "users": 15, "events": 2500, "days": 7}
 
 
 def counters() -> list[tuple[Any, ...]]:
-    return sorted(
-        HourlyCounter.objects.values_list("video_id", "event_type__name", "hour", "events", "units").order_by()
-    )
+    """(video, type, hour, events, units) of every hour bucket: its hourly and minute rows together."""
+    names = dict(EventType.objects.values_list("id", "name"))
+    return sorted((v, names[t], hour, *counts) for (v, t, hour), counts in counts_by_hour().items())
+
+
+def total_events() -> int:
+    return sum(events for events, _ in counts_by_hour().values())
 
 
 def seed(**kwargs: Any) -> Any:
@@ -52,7 +56,7 @@ def test_seed_via_db_creates_the_requested_counts(event_types: None) -> None:
 
     assert Video.objects.count() == 40
     assert User.objects.filter(email__endswith=f"@{SEED_EMAIL_DOMAIN}").count() == 15
-    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 2500
+    assert total_events() == 2500
     assert "40 videos, 2500 events" in out.getvalue()
     # Every video of the history is in the metadata cache, and the rankings agree with Postgres.
     assert redis_client().exists(rk.ready_key(rk.GLOBAL))
@@ -72,20 +76,22 @@ def test_same_seed_gives_the_same_counters_and_another_seed_does_not(event_types
 def test_history_obeys_the_pipeline_rules(event_types: None) -> None:
     now = timezone.now()
     seed(now=now, events=4000)
-    rows = list(HourlyCounter.objects.select_related("video"))
+    rows = counts_by_hour()
+    published: dict[int, datetime | None] = dict(Video.objects.values_list("id", "published_at"))
     oldest = now - timedelta(days=7)
-    assert all(oldest - timedelta(hours=1) < c.hour <= now for c in rows)
+    assert all(oldest - timedelta(hours=1) < hour <= now for _, _, hour in rows)
     # A video only gets events from the hour after it was published.
-    assert all(c.hour >= c.video.published_at - timedelta(hours=1) for c in rows if c.video.published_at)
+    assert all(hour >= at - timedelta(hours=1) for v, _, hour in rows if (at := published[v]) is not None)
     # Evenings (UTC) are busier than nights.
     by_hour = {h: 0 for h in range(24)}
-    for c in rows:
-        by_hour[c.hour.hour] += c.events
+    for (_, _, hour), (events, _) in rows.items():
+        by_hour[hour.hour] += events
     assert sum(by_hour[h] for h in (18, 19, 20, 21)) > 2 * sum(by_hour[h] for h in (2, 3, 4, 5))
     # Zipf-like: the most popular tenth of the videos draws most of the traffic.
-    per_video = sorted(
-        HourlyCounter.objects.values("video_id").annotate(n=Sum("events")).values_list("n", flat=True), reverse=True
-    )
+    totals: dict[int, int] = {}
+    for (v, _, _), (events, _) in rows.items():
+        totals[v] = totals.get(v, 0) + events
+    per_video = sorted(totals.values(), reverse=True)
     assert sum(per_video[:4]) > 0.4 * sum(per_video)
     assert rankings_drift_check().drifted is False
 
@@ -95,11 +101,11 @@ def test_without_reset_seed_adds(event_types: None) -> None:
     seed(videos=6, users=2, events=200, reset=False, seed=9)
     assert Video.objects.count() == 16
     assert User.objects.filter(email__endswith=f"@{SEED_EMAIL_DOMAIN}").count() == 7
-    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 500
+    assert total_events() == 500
     # Adding events only: they go to the existing catalogue.
     seed(videos=0, users=0, events=100, reset=False, seed=10)
     assert Video.objects.count() == 16
-    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 600
+    assert total_events() == 600
 
 
 def test_bad_flags_are_refused(event_types: None) -> None:
@@ -218,5 +224,5 @@ def test_a_big_load_builds_the_search_indexes_beside_the_history(
         cur.execute("SELECT indexname FROM pg_indexes WHERE indexname = ANY(%s)", [list(SEARCH_INDEXES)])
         assert {r[0] for r in cur.fetchall()} == set(SEARCH_INDEXES)
     assert Video.objects.count() == 40
-    assert HourlyCounter.objects.aggregate(n=Sum("events"))["n"] == 2500
+    assert total_events() == 2500
     assert rankings_drift_check().drifted is False

@@ -20,10 +20,10 @@ from core.task_policy import TRANSIENT_ERRORS, error_transient
 from leaderboard.keys import scope_for
 from scoring import ledger
 from scoring.ledger import batch_store, batches_repair, batches_retry
-from scoring.models import Batch, HourlyCounter
+from scoring.models import Batch
 from scoring.tasks import batch_process
 from tests.api.test_observability import scrape, value
-from tests.conftest import wire
+from tests.conftest import counted, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_a_transient_error_is_retried_until_it_clears(
     result = batch_process.apply(args=[batch_id])  # run here; a retry runs again at once
     assert result.successful(), result.traceback
     assert attempts() == 3
-    assert HourlyCounter.objects.get(video=video).events == 1
+    assert counted(video.id)[0] == 1
     assert Batch.objects.get(id=batch_id).failures == 0
 
 
@@ -118,10 +118,10 @@ def test_a_deterministic_error_is_not_retried_and_the_batch_waits_for_an_operato
 
     # The operator fixed the cause and retries it.
     with connection.cursor() as cur:
-        cur.execute("DROP TRIGGER test_counters_fail ON scoring_hourlycounter")
+        cur.execute("DROP TRIGGER test_counters_fail ON scoring_minutecounter")
     assert batches_retry(batch_ids=[batch_id]) == [batch_id]
     assert batch_process.apply(args=[batch_id]).successful()
-    assert HourlyCounter.objects.get(video=video).events == 1
+    assert counted(video.id)[0] == 1
 
 
 def test_a_batch_that_keeps_failing_stops_being_requeued(
@@ -163,7 +163,7 @@ def test_failed_batches_are_listed_in_the_admin_and_retried_from_it(
         celery_app.conf.task_always_eager = False
     assert response.status_code == 302
     assert Batch.objects.get(id=failed).processed_at is not None
-    assert HourlyCounter.objects.filter(video=video).count() == 2
+    assert counted(video.id, "like")[0] == counted(video.id, "share")[0] == 1
 
 
 def test_a_batch_redis_refuses_is_set_aside_and_does_not_hold_up_the_others(

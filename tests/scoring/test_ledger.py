@@ -9,14 +9,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from events.models import EventType
 from events.wire import WireEvent, record_encode
+from leaderboard.windows import hour_floor
 from rankings.selectors import ranking_top
-from scoring.ledger import batch_process, batch_store, dead_letter_replay
-from scoring.models import Batch, DeadLetter, HourlyCounter
-from tests.conftest import wire
+from scoring.drift import rankings_drift_check
+from scoring.ledger import batch_process, batch_store, counters_fold, dead_letter_replay, window_rollover
+from scoring.models import Batch, DeadLetter, WindowState
+from scoring.selectors import counts_by_hour, score_breakdown
+from tests.conftest import counted, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +34,7 @@ def test_counts_events_into_hourly_counters_and_rankings(make_video: Callable[..
     outcome = apply_events([wire(a.id, "view"), wire(a.id, "like"), wire(b.id, "share")])
     assert outcome.counted == 3
     assert day_scores() == {b.id: 50.0, a.id: 6.0}
-    assert HourlyCounter.objects.get(video=a, event_type__name="like").events == 1
+    assert counted(a.id, "like")[0] == 1
 
 
 def test_same_event_id_twice_counts_once_in_one_batch_and_across_batches(
@@ -79,7 +83,7 @@ def test_watch_counts_completion_ratio_capped_at_one(make_video: Callable[..., A
         ]
     )
     assert day_scores() == {film.id: 40.0, short.id: 10.0}
-    assert HourlyCounter.objects.get(video=film).units == pytest.approx(2.0)
+    assert counted(film.id)[1] == pytest.approx(2.0)
 
 
 def test_bad_messages_go_to_dead_letters_and_do_not_stop_the_batch(
@@ -108,7 +112,7 @@ def test_a_watch_time_no_number_can_hold_is_a_dead_letter_not_a_failed_batch(
     outcome = apply_events([bad, wire(video.id, "watch", watch_seconds=50)])
     assert (outcome.counted, outcome.dead_letters) == (1, 1)
     assert DeadLetter.objects.get().reason == "invalid watch_seconds"
-    assert HourlyCounter.objects.get(video=video).units == pytest.approx(0.5)
+    assert counted(video.id)[1] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
@@ -190,3 +194,50 @@ def test_hidden_video_events_are_counted_but_not_ranked_until_republished(
         video_set_status(video_id=video.id, status="published")
     assert day_scores() == {video.id: 55.0, other.id: 1.0}
     assert day_scores("music") == {video.id: 55.0, other.id: 1.0}
+
+
+def test_the_fold_moves_hours_that_left_the_window_into_hourly_rows_and_changes_no_count(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    """An event is in one counter row: a minute row while its hour is (partly) inside the hour
+    window, an hourly row after; the move changes no count, no score and no breakdown."""
+    anchor = hour_floor(timezone.now()) - timedelta(hours=48)  # a controlled clock, at an exact hour
+    WindowState.objects.update_or_create(id=1, defaults={"anchor": anchor})
+    video = make_video()
+    apply_events(
+        [
+            wire(video.id, "like", occurred_at=anchor),  # inside the window
+            wire(video.id, "comment", occurred_at=anchor - timedelta(minutes=50)),  # inside, the hour before
+            wire(video.id, "share", occurred_at=anchor - timedelta(minutes=65)),  # before the window
+        ]
+    )
+
+    def rows() -> tuple[int, int]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM scoring_minutecounter WHERE video_id = %s", [video.id])
+            minute = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM scoring_hourlycounter WHERE video_id = %s", [video.id])
+            return minute, cur.fetchone()[0]
+
+    def totals() -> dict[str, float]:
+        return {w: sum(r["score"] for r in rows_) for w, rows_ in score_breakdown(video_id=video.id).items()}
+
+    counts, breakdown = counts_by_hour(video_ids=[video.id]), totals()
+    assert rows() == (2, 1)
+    assert counters_fold() == 0  # the comment's hour still ends inside the window
+    window_rollover(now=anchor + timedelta(minutes=60))
+    assert counters_fold() == 1  # its hour has left the window: its minute row moves
+    assert rows() == (1, 2)
+    assert counts_by_hour(video_ids=[video.id]) == counts
+    window_rollover(now=anchor + timedelta(minutes=120))
+    assert counters_fold() == 1
+    assert rows() == (0, 3)
+    assert counts_by_hour(video_ids=[video.id]) == counts
+    assert counters_fold() == 0
+    # The windows moved meanwhile: compare what the same anchor gives, Redis against Postgres too.
+    assert totals()["all"] == breakdown["all"] == pytest.approx(65.0)
+    assert rankings_drift_check().drifted is False
+    # A late event of a folded hour goes to its hourly row.
+    apply_events([wire(video.id, "like", occurred_at=anchor)])
+    assert rows() == (0, 3)
+    assert counted(video.id, "like")[0] == 2

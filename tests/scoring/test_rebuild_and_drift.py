@@ -22,7 +22,8 @@ from leaderboard import union
 from leaderboard.windows import window_start
 from rankings.selectors import ranking_top
 from scoring.management.commands import reindex as reindex_command
-from scoring.models import HourlyCounter, WindowState
+from scoring.models import WindowState
+from scoring.selectors import counts_by_hour
 from videos.models import Video
 
 pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
@@ -138,9 +139,9 @@ def expected_scores(window: str) -> dict[int, float]:
     weights = dict(EventType.objects.values_list("id", "weight"))
     published = set(Video.objects.filter(status="published").values_list("id", flat=True))
     totals: dict[int, float] = defaultdict(float)
-    for c in HourlyCounter.objects.all():
-        if c.video_id in published and (start is None or c.hour >= start):
-            totals[c.video_id] += weights[c.event_type_id] * c.units
+    for (video_id, type_id, hour), (_, units) in counts_by_hour().items():
+        if video_id in published and (start is None or hour >= start):
+            totals[video_id] += weights[type_id] * units
     return {vid: s for vid, s in totals.items() if abs(s) > 1e-9}
 
 

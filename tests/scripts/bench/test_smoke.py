@@ -96,7 +96,7 @@ def test_every_measurement_runs_on_a_tiny_data_set(
     try:
         load = naive.naive_load()
         with connection.cursor() as cur:
-            cur.execute("SELECT COALESCE(SUM(events), 0) FROM scoring_hourlycounter")
+            cur.execute("SELECT COALESCE(SUM(events), 0) FROM scoring_hourtotal")
             assert load["rows"] == cur.fetchone()[0] >= ingested["events"]  # one row per counted event
         baseline = {
             **naive.naive_ingest_run(traffic=workload, seconds=0.5, processes=1),
