@@ -30,6 +30,7 @@ RECORD_VERSION = 2
 EVENTS_HEADER = "events"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+_MISSING = object()  # a single-event record without an event_id
 
 # Namespace for per-user dedupe keys: uuid5(namespace, "user|video|type|bucket").
 DEDUPE_NAMESPACE = uuid.UUID("6f1b7c1e-3f5a-4c53-9a43-2b7f0d8e9c11")
@@ -169,11 +170,16 @@ def record_parse(raw: str | bytes) -> list[Parsed]:
     items = body.get("events")
     if not isinstance(items, list):
         return [(text, WireError("request record without an events list", "not_object"))]
-    shared = {"request_id": body.get("request_id"), "accepted_at": _epoch_ms_datetime(body.get("accepted_at"))}
+    request_id, accepted = body.get("request_id"), _epoch_ms_datetime(body.get("accepted_at"))
     parsed: list[Parsed] = []
     for item in items:
         try:
-            event = _event_of(_item_body(item), **shared)
+            if type(item) is not list or len(item) != 6:
+                raise WireError("a request record's event is not a list of 6 fields", "not_object")
+            event_id, video_id, event_type, occurred_us, user_id, watch = item
+            event = _event_checked(
+                event_id, video_id, event_type, _epoch_us_datetime(occurred_us), user_id, watch, request_id, accepted
+            )
         except WireError as exc:
             parsed.append((json.dumps(item, separators=(",", ":")), exc))
         else:
@@ -188,20 +194,14 @@ def dead_text(parsed: Parsed) -> str:
     return event.to_json().decode()
 
 
-def _item_body(item: object) -> dict[str, object]:
-    if not isinstance(item, list) or len(item) != 6:
-        raise WireError("a request record's event is not a list of 6 fields", "not_object")
-    event_id, video_id, event_type, occurred_us, user_id, watch = item
-    if not isinstance(occurred_us, int) or isinstance(occurred_us, bool):
+def _epoch_us_datetime(value: object) -> datetime:
+    """A request record's occurred_at (epoch µs) as a datetime; raises WireError."""
+    if type(value) is not int:
         raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
     try:
-        occurred = _EPOCH + occurred_us * _MICRO
+        return _EPOCH + value * _MICRO
     except OverflowError:
         raise WireError("missing or invalid occurred_at", "invalid_occurred_at") from None
-    return {
-        "event_id": event_id, "video_id": video_id, "type": event_type, "occurred_at": occurred,
-        "user_id": user_id, "watch_seconds": watch,
-    }  # fmt: skip
 
 
 def _epoch_ms_datetime(value: object) -> datetime | None:
@@ -222,26 +222,46 @@ def wire_parse(raw: str | bytes) -> WireEvent:
     return _event_of(body)
 
 
-def _event_of(body: object, **shared: object) -> WireEvent:
-    """The checks of a single event; ``shared`` holds a request record's request_id and accepted_at."""
+def _event_of(body: object) -> WireEvent:
+    """A single-event record's object, checked; raises WireError."""
     if not isinstance(body, dict):
         raise WireError("not a JSON object", "not_object")
-    try:
-        event_id = uuid_text(body["event_id"])
-    except (KeyError, ValueError):
-        raise WireError("missing or invalid event_id", "invalid_event_id") from None
-    video_id = body.get("video_id")
-    if not isinstance(video_id, int) or isinstance(video_id, bool) or video_id <= 0:
-        raise WireError("missing or invalid video_id", "invalid_video_id")
-    event_type = body.get("type")
-    if not isinstance(event_type, str) or not event_type:
-        raise WireError("missing or invalid type", "invalid_type")
     occurred = body.get("occurred_at")
-    if not isinstance(occurred, datetime):
-        occurred = _aware_datetime(occurred)
+    return _event_checked(
+        body.get("event_id", _MISSING),
+        body.get("video_id"),
+        body.get("type"),
+        _aware_datetime(occurred) if not isinstance(occurred, datetime) else occurred,
+        body.get("user_id"),
+        body.get("watch_seconds"),
+        body.get("request_id"),
+        _aware_datetime(body.get("accepted_at")),
+    )
+
+
+def _event_checked(
+    event_id: object,
+    video_id: object,
+    event_type: object,
+    occurred: datetime | None,
+    user: object,
+    watch: object,
+    request_id: object,
+    accepted: object,
+) -> WireEvent:
+    """The checks of an event, whichever record shape carried its fields; raises WireError."""
+    try:
+        if event_id is _MISSING:
+            raise ValueError
+        event_id = uuid_text(event_id)
+    except ValueError:
+        raise WireError("missing or invalid event_id", "invalid_event_id") from None
+    if type(video_id) is not int or video_id <= 0:
+        raise WireError("missing or invalid video_id", "invalid_video_id")
+    if type(event_type) is not str or not event_type:
+        raise WireError("missing or invalid type", "invalid_type")
     if occurred is None:
         raise WireError("missing or invalid occurred_at", "invalid_occurred_at")
-    watch = body.get("watch_seconds")
     if watch is not None:
         # json.loads accepts NaN and Infinity, and integers of any size: a count no float,
         # JSON column or score can hold would fail the whole batch, not just this event.
@@ -251,11 +271,6 @@ def _event_of(body: object, **shared: object) -> WireEvent:
             watch = None
         if watch is None or not math.isfinite(watch) or watch < 0:
             raise WireError("invalid watch_seconds", "invalid_watch_seconds")
-    user = body.get("user_id")
-    if shared:
-        request_id, accepted = shared["request_id"], shared["accepted_at"]
-    else:
-        request_id, accepted = body.get("request_id"), _aware_datetime(body.get("accepted_at"))
     return WireEvent(
         event_id=event_id,
         video_id=video_id,

@@ -68,12 +68,16 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
 
     # Keys travel as canonical text both ways: turning every returned uuid into a UUID
     # object (psycopg2's adapter) and back cost more than the rest of the dedupe.
-    keys: list[tuple[str, str | None]] = []
-    for e in events:
-        keys.append((e.event_id, e.dedupe_key(types[e.type].dedupe_window_seconds)))
+    windows = {name: t.dedupe_window_seconds for name, t in types.items()}
+    keys = [(e.event_id, e.dedupe_key(windows[e.type])) for e in events]
     fresh = _keys_claim(sorted({k for pair in keys for k in pair if k is not None}), anchor=anchor)
 
+    type_ids = {name: t.id for name, t in types.items()}
     claimed: set[str] = set()
+    # Per batch, few distinct values: the events of a request share their acceptance time, and
+    # often their occurred_at (set by the API when the client sends none).
+    minutes: dict[datetime, datetime] = {}
+    accepted: dict[datetime, int] = defaultdict(int)
     # (video, type, minute) -> [events, units]
     counters: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
     for event, (event_key, user_key) in zip(events, keys, strict=True):
@@ -85,17 +89,22 @@ def messages_count(*, messages: list[Message], anchor: datetime) -> Counted:
             claimed.add(user_key)
         if not ok:
             continue
-        out.counted += 1
         if event.accepted_at is not None:
-            accepted_ms = round(event.accepted_at.timestamp() * 1000)
-            out.accepted[accepted_ms] = out.accepted.get(accepted_ms, 0) + 1
-        slot = counters[(event.video_id, types[event.type].id, minute_floor(event.occurred_at))]
+            accepted[event.accepted_at] += 1
+        minute = minutes.get(event.occurred_at)
+        if minute is None:
+            minute = minutes[event.occurred_at] = minute_floor(event.occurred_at)
+        slot = counters[(event.video_id, type_ids[event.type], minute)]
         slot[0] += 1
         slot[1] += event_units(
             event_type=event.type,
             watch_seconds=event.watch_seconds,
             duration_seconds=facts[event.video_id].duration_seconds,
         )
+    out.counted = sum(int(slot[0]) for slot in counters.values())
+    for at, n in accepted.items():
+        accepted_ms = round(at.timestamp() * 1000)
+        out.accepted[accepted_ms] = out.accepted.get(accepted_ms, 0) + n
     if not counters:
         return out
     _counters_add(counters, hour_window_start(anchor))
