@@ -39,6 +39,7 @@ from .config import (
     WEB_WORKERS,
     Profile,
 )
+from .fold import fold_measure
 from .freshness import freshness_run
 from .ingest import ingest_run
 from .leaderboard_lib import leaderboard_run, leaderboard_venv
@@ -117,7 +118,7 @@ class Bench:
         prof = self.profile
         started = time.monotonic()
         stages = ["tools", "servers", "seed", "reindex", "services", "ingest", "freshness", "reads", "naive",
-                  "leaderboard", "report"]  # fmt: skip
+                  "leaderboard", "fold", "report"]  # fmt: skip
 
         def stage(name: str, note: str = "") -> None:
             say(f"\n==> [{stages.index(name) + 1}/{len(stages)}] {name} {note}".rstrip())
@@ -304,6 +305,13 @@ class Bench:
             compare["stage_update_x"] = compare["stage"]["events_per_s"] / lib["updates_per_s"]
             redis_client().from_url(base["REDIS_URL"].rsplit("/", 1)[0] + f"/{LEADERBOARD_DB}").flushdb()
         self.results["compare"] = compare
+
+        stage("fold", "(the minute rows the runs left, moved into the hourly rows)")
+        fold = fold_measure(postgres_pid=cpu_pids["postgres"])
+        say(f"  {fold['moved']:,} minute rows ({fold['events']:,} events) in {fold['seconds']:.1f} s: "
+            f"{fold['postgres_cpu_s']:.1f} s of Postgres CPU, {fold['cpu_s_per_1k_events']:.4f} CPU-s per 1,000 "
+            f"events, {fold['us_per_row']:.1f} µs a row")  # fmt: skip
+        self.results["fold"] = fold
 
         stage("report")
         self.results["profile"] = {"name": prof.name, "runs": prof.runs}

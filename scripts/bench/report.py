@@ -120,6 +120,10 @@ def headline(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((f"Top-20 p99 at {_fmt(rd['paced_rps'])} req/s, open loop (ms)", _fmt(rd["paced_p99_ms"], 1),
                      f"≤ {GOALS['top20_p99_ms']:.0f} at {_fmt(rate)} req/s", _check(ok)))  # fmt: skip
     # For information: no longer goals.
+    fold = res.get("fold")
+    if fold:
+        rows.append(("Fold of the runs' minute rows, deferred (Postgres CPU-s per 1,000 events)",
+                     _fmt(fold["cpu_s_per_1k_events"], 4), "in no figure above", INFO))  # fmt: skip
     rx = res.get("reindex", {}).get("median")
     if rx:
         rows.append((f"Reindex {_fmt(videos)} videos (s)", _fmt(rx["wall_s"], 1),
@@ -197,6 +201,9 @@ def render_section(res: dict[str, Any]) -> str:
         rows: list[tuple[str, ...]] = list(cpu_rows(med))
         out += _table(("Component", "CPU-s per 1k events", "% of a core"), rows)
         out.append("")
+        if res.get("fold"):
+            out.append(fold_note(res["fold"]))
+            out.append("")
         valkey_rows = valkey_command_rows(med)
         if valkey_rows:
             out.append(f"Where Valkey's time went during the ingest runs (median over runs; {VALKEY_COMMANDS_NOTE}):")
@@ -365,6 +372,16 @@ def print_stage(res: dict[str, Any]) -> None:
                   f"at {r['paced_rps']:,.0f} req/s, open loop")  # fmt: skip
 
 
+def fold_note(fold: dict[str, Any]) -> str:
+    return (
+        f"Deferred, in none of the rows above: the runs' minute rows move into the hourly rows once their "
+        f"hour has left the hour window (`counters_fold`). Folded at the end of the benchmark: "
+        f"{_fmt(fold['moved'])} minute rows holding {_fmt(fold['events'])} events, "
+        f"{fold['postgres_cpu_s']:.1f} s of Postgres CPU: {fold['cpu_s_per_1k_events']:.4f} CPU-s per 1,000 events "
+        f"({fold['us_per_row']:.1f} µs a row)."
+    )
+
+
 def print_ingest(res: dict[str, Any]) -> None:
     """The ingest stage's CPU per component."""
     ing = res.get("ingest", {}).get("median")
@@ -375,6 +392,8 @@ def print_ingest(res: dict[str, Any]) -> None:
         print(f"{'CPU per component, ingest':<{width}}  {'CPU-s / 1k events':>17}  {'% of a core':>11}")
         for name, per_k, pct in cpu:
             print(f"{name:<{width}}  {per_k:>17}  {pct:>11}")
+        if res.get("fold"):
+            print(fold_note(res["fold"]))
         valkey_rows = valkey_command_rows(ing)
         if valkey_rows:
             print()

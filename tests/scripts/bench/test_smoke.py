@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 from django.db import connection
 
@@ -26,6 +27,7 @@ from scoring.rebuild import rankings_rebuild
 from tests.processes import bridge, process_env, worker
 from tests.scripts_loader import load_script
 
+fold = load_script("bench.fold")
 freshness = load_script("bench.freshness")
 ingest = load_script("bench.ingest")
 naive = load_script("bench.naive")
@@ -110,6 +112,21 @@ def test_every_measurement_runs_on_a_tiny_data_set(
         with connection.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS bench_naive_event")
 
+    # Last, as in the benchmark: the runs' minute rows folded into the hourly rows, every count kept.
+    with connection.cursor() as cur:
+        cur.execute("SELECT COALESCE(SUM(events), 0) FROM scoring_hourtotal")
+        counted = cur.fetchone()[0]
+        cur.execute("SELECT pg_backend_pid()")
+        postmaster = psutil.Process(cur.fetchone()[0]).parent()
+    assert postmaster is not None
+    folded = fold.fold_measure(postgres_pid=postmaster.pid)
+    assert folded["moved"] == folded["minute_rows"] > 0 and folded["events"] >= ingested["events"], folded
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM scoring_minutecounter")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT COALESCE(SUM(events), 0) FROM scoring_hourtotal")
+        assert cur.fetchone()[0] == counted
+
     results = {
         "profile": {"name": "quick", "runs": 1},
         "machine": servers.machine_info(client),
@@ -139,6 +156,7 @@ def test_every_measurement_runs_on_a_tiny_data_set(
             "naive_top20_x": 2.0,
             "naive_rank_x": 3.0,
         },
+        "fold": folded,
         "duration_s": 1.0,
         "finished": "now",
         "command": "test",
@@ -154,6 +172,7 @@ def test_every_measurement_runs_on_a_tiny_data_set(
     for row in ("| bridge |", "| worker |", "| load generator |", "| total, all processes of the benchmark |"):
         assert row in text, row
     assert "Where Valkey's time went" in text and "| EVALSHA |" in text
+    assert "| Fold of the runs' minute rows, deferred" in text and "Deferred, in none of the rows above" in text
     plot.plot(report.doc_results(doc), path=png)
     assert png.stat().st_size > 10_000
 
