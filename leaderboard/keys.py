@@ -19,6 +19,10 @@ the shards. Per scope:
 - ``rk:{s}:ready``: generation of the scope's built rankings; absent means "not
   built" (the shard was wiped or restarted empty), which stops writers to this
   scope and makes a rebuild of this scope start.
+- ``rk:{s}:boot``: the run id of the server process the scope was built in. A server
+  restarted from an older copy of its data (a snapshot, an append-only file, a promoted
+  replica) has another run id, and that copy lacks the batches applied after it: the
+  scope then counts as not built, as if it were absent (docs/exactly-once.md).
 - ``rk:{s}:applied:{gen}:{batch}``: marker that a batch's deltas reached this
   scope in this generation (exactly-once per slot: it lives beside what it guards).
 - ``rk:{s}:snap:{window}``: video id -> rank at the last snapshot.
@@ -68,6 +72,10 @@ def trend_key(scope: str) -> str:
 
 def ready_key(scope: str) -> str:
     return scope_prefix(scope) + "ready"
+
+
+def boot_key(scope: str) -> str:
+    return scope_prefix(scope) + "boot"
 
 
 def snapshot_key(window: str, category_id: int | None = None) -> str:

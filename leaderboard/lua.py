@@ -24,7 +24,20 @@ def _lua_list(values: Iterable[str | int | float]) -> str:
     return "{" + ", ".join(repr(v) for v in values) + "}"
 
 
-_COMMON = f"""
+# A scope counts as built when its ready key is set and it was built in this run of the server: its
+# boot key holds the run id then. A server restarted from an older copy of its data (a snapshot, an
+# append-only file, a promoted replica) has another run id, and that copy lacks the batches applied
+# after it (docs/exactly-once.md).
+_BUILT = """
+local function run_id() return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+local function built_here(ready_key, boot_key)
+  return redis.call('GET', ready_key) ~= false and redis.call('GET', boot_key) == run_id()
+end
+"""
+
+_COMMON = (
+    _BUILT
+    + f"""
 local NAMES = {_lua_list(WINDOWS)}
 local BITS = {_lua_list(WINDOW_BITS[w] for w in WINDOWS)}
 local EPS = {_lua_list(EPS[w] for w in WINDOWS)}
@@ -50,12 +63,14 @@ local function rising_update(keys, m, h, w)
   redis.call('ZADD', keys[RISING], -(h / (w / {WEEK_HOURS} + {RISING_PRIOR_PER_HOUR!r})), m)
 end
 """
+)
 _N = len(WINDOWS)
 
 # Apply one batch's deltas to one scope, once per generation of that scope.
 # KEYS[1..N] = the scope's ranking per window (WINDOWS order), KEYS[N+1] = ready,
 # KEYS[N+2] = trend, KEYS[N+3] = this chunk's applied marker, KEYS[N+4] = the whole batch's
-# marker (set by a rebuild whose counters already hold the batch; the same key for one chunk).
+# marker (set by a rebuild whose counters already hold the batch; the same key for one chunk),
+# KEYS[N+5] = the scope's boot key.
 # ARGV = (member, minute_epoch, mask, score) groups. Rising is recomputed for every member whose
 # hour or week score moved (it is not additive).
 # Returns the entries applied, -1 if the scope is not built, -2 if already applied.
@@ -66,7 +81,7 @@ APPLY = (
     _COMMON
     + f"""
 local gen = redis.call('GET', KEYS[{_N + 1}])
-if not gen then return -1 end
+if not gen or not built_here(KEYS[{_N + 1}], KEYS[{_N + 5}]) then return -1 end
 if redis.call('GET', KEYS[{_N + 3}]) == gen or redis.call('GET', KEYS[{_N + 4}]) == gen then return -2 end
 local trend = redis.call('HMGET', KEYS[{_N + 2}], 't0', 'hl')
 local t0 = tonumber(trend[1])
@@ -108,24 +123,49 @@ return 1
 
 # Swap a scope's freshly built keys in. KEYS = pairs (temporary, live) for every ranking
 # and the metadata hash (a pair whose temporary key does not exist empties the live key),
-# then ready, trend, then the applied markers of batches already inside the build.
+# then ready, trend, boot, then the applied markers of batches already inside the build.
 # ARGV[1] = number of pairs, ARGV[2] = generation, ARGV[3] = t0, ARGV[4] = half-life.
 # Returns 1, or 0 when this generation is already in: the same call sent again (a client
 # retries a call that timed out although it ran) must not take its now missing temporary
 # keys for empty lists and delete the rankings it has just swapped in.
-SWAP = """
+SWAP = (
+    _BUILT
+    + """
 local pairs_n = tonumber(ARGV[1])
-local ready = KEYS[2 * pairs_n + 1]
-if redis.call('GET', ready) == ARGV[2] then return 0 end
+local ready, boot = KEYS[2 * pairs_n + 1], KEYS[2 * pairs_n + 3]
+if redis.call('GET', ready) == ARGV[2] and built_here(ready, boot) then return 0 end
 for i = 1, 2 * pairs_n, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 1])
   else redis.call('DEL', KEYS[i + 1]) end
 end
 redis.call('HSET', KEYS[2 * pairs_n + 2], 't0', ARGV[3], 'hl', ARGV[4])
-for i = 2 * pairs_n + 3, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'EX', 172800) end
+for i = 2 * pairs_n + 4, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'EX', 172800) end
+redis.call('SET', boot, run_id())
 redis.call('SET', ready, ARGV[2])
 return 1
 """
+)
+
+# Whether a scope is built (_BUILT). KEYS = ready, boot. Returns 1 or 0.
+BUILT = (
+    _BUILT
+    + """
+return built_here(KEYS[1], KEYS[2]) and 1 or 0
+"""
+)
+
+# Mark a new, empty scope (a category just created) as built unless it is. KEYS = trend, ready, boot;
+# ARGV = t0, half-life, generation. Returns 1 when it marked it, 0 when the scope was there already.
+SCOPE_INIT = (
+    _BUILT
+    + """
+redis.call('HSETNX', KEYS[1], 't0', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'hl', ARGV[2])
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then return 0 end
+redis.call('SET', KEYS[3], run_id())
+return 1
+"""
+)
 
 # Replace a previous-rank hash in one step, so a reader never sees it half written.
 # KEYS[1] = the hash; ARGV = field, value pairs.

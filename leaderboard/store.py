@@ -17,7 +17,7 @@ from typing import Any
 
 from core.redis import redis_client
 from leaderboard import keys as rk
-from leaderboard.lua import APPLY, REBASE, SNAPSHOT_WRITE, SWAP, script
+from leaderboard.lua import APPLY, BUILT, REBASE, SCOPE_INIT, SNAPSHOT_WRITE, SWAP, script
 from leaderboard.windows import EPS, WINDOWS
 
 # Deltas per APPLY call. Valkey runs nothing else during a script, and a delta costs 20-45 µs there
@@ -78,21 +78,20 @@ def _scope_keys(scope: str) -> list[str]:
 
 
 def scopes_not_built(*, scopes: Iterable[str]) -> list[str]:
+    """The scopes whose rankings are absent, or were built before their server last restarted
+    (rk.boot_key): both wait for a rebuild."""
     wanted = list(scopes)
     pipe = redis_client().pipeline(transaction=False)
+    built = script(BUILT)
     for scope in wanted:
-        pipe.exists(rk.ready_key(scope))
-    return [scope for scope, built in zip(wanted, pipe.execute(), strict=True) if not built]
+        built(keys=[rk.ready_key(scope), rk.boot_key(scope)], client=pipe)
+    return [scope for scope, ok in zip(wanted, pipe.execute(), strict=True) if not ok]
 
 
 def scope_init(*, scope: str, generation: int, t0: int, half_life_s: int) -> bool:
     """Mark a new, empty scope (a category just created) as built; False if it already was."""
-    client = redis_client()
-    pipe = client.pipeline(transaction=False)
-    pipe.hsetnx(rk.trend_key(scope), "t0", t0)
-    pipe.hsetnx(rk.trend_key(scope), "hl", half_life_s)
-    pipe.set(rk.ready_key(scope), generation, nx=True)
-    return bool(pipe.execute()[-1])
+    keys = [rk.trend_key(scope), rk.ready_key(scope), rk.boot_key(scope)]
+    return bool(script(SCOPE_INIT)(keys=keys, args=[t0, half_life_s, generation]))
 
 
 def _marker(scope: str, name: str) -> str:
@@ -121,7 +120,8 @@ def deltas_apply(*, batch_id: str, deltas: ScopedDeltas) -> int:
             args: list[Any] = []
             for vid, hour, mask, score in chunk:
                 args += [rk.member(int(vid)), hour, mask, score]
-            result = int(apply(keys=[*keys, _marker(scope, name), _marker(scope, batch_id)], args=args))
+            markers = [_marker(scope, name), _marker(scope, batch_id)]
+            result = int(apply(keys=[*keys, *markers, rk.boot_key(scope)], args=args))
             if result == -1:
                 missing.append(scope)
                 break
@@ -354,5 +354,5 @@ class Build:
                 live.append(rk.STATUS)
             pairs = [k for key in live for k in (self.tmp(key), key)]
             markers = [_marker(scope, b) for b in applied_batches]
-            keys = [*pairs, rk.ready_key(scope), rk.trend_key(scope), *markers]
+            keys = [*pairs, rk.ready_key(scope), rk.trend_key(scope), rk.boot_key(scope), *markers]
             script(SWAP)(keys=keys, args=[len(live), self.generation, t0, half_life_s])

@@ -79,6 +79,7 @@ def scope_fill(url: str, members: int) -> float:
     now = int(time.time())
     scope = rk.scope_for(SCOPE_CATEGORY)
     client.set(rk.ready_key(scope), 1)
+    client.set(rk.boot_key(scope), client.info("server")["run_id"])  # built in this run of the server
     client.hset(rk.trend_key(scope), mapping={"t0": now - now % 3600, "hl": 6 * 3600})
     return time.perf_counter() - started
 

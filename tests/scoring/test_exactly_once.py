@@ -11,7 +11,9 @@ from django.db import connection
 
 from core.redis import redis_client
 from leaderboard import keys as rk
+from leaderboard import store as store_module
 from rankings.selectors import ranking_top
+from scoring.drift import rankings_drift_check
 from scoring.ledger import batch_process, batch_store, batches_repair
 from scoring.models import Batch
 from scoring.rebuild import rankings_ensure_built, rankings_rebuild
@@ -160,3 +162,40 @@ def test_events_committed_during_a_rebuild_are_counted_exactly_once(make_video: 
     assert ran and result.replayed_batches >= 1
     assert scores() == {video.id: 55.0}
     assert scores("all") == {video.id: 55.0}
+
+
+@pytest.mark.django_db
+def test_a_server_restarted_from_an_older_copy_of_a_scope_rebuilds_it_and_applies_nothing_to_it(
+    make_video: Callable[..., Any], apply_events: Any
+) -> None:
+    """A node restarted from a snapshot (or an append-only file, or a promoted replica) holds its
+    scopes as they were then, ready key and applied markers included, without the batches applied
+    after: those are marked applied in Postgres and would never be applied again."""
+    video = make_video()
+    apply_events([wire(video.id, "like")])
+    scope = rk.scope_for(video.category_id)
+    client = redis_client()
+    keys = [k for k in client.scan_iter(match=rk.scope_prefix(scope) + "*", count=1000)]
+    copy = {key: client.dump(key) for key in keys}  # the snapshot
+    apply_events([wire(video.id, "like")])  # after the snapshot: in no copy
+    assert scores()[video.id] == 10.0
+
+    # The restart: the copy comes back, written by another run of the server.
+    client.delete(*client.scan_iter(match=rk.scope_prefix(scope) + "*", count=1000))
+    for key, value in copy.items():
+        client.restore(key, 0, value)
+    client.set(rk.boot_key(scope), "0" * 40)
+    assert scores()[video.id] == 5.0
+    assert store_module.scopes_not_built(scopes=[scope, rk.GLOBAL]) == [scope]
+
+    outcome = apply_events([wire(video.id, "like")])  # counted in Postgres, not added to the old copy
+    assert outcome.counted == 1
+    assert Batch.objects.filter(applied_at__isnull=True).count() == 1
+    assert scores()[video.id] == 5.0
+
+    assert rankings_ensure_built() is True  # what the watchdog runs
+    assert scores()[video.id] == 15.0
+    assert store_module.scopes_not_built(scopes=[scope, rk.GLOBAL]) == []
+    assert batches_repair(requeue=False, unapplied_after_s=0).applied == 1  # the late batch: inside the build
+    assert scores()[video.id] == 15.0
+    assert rankings_drift_check().drifted is False
