@@ -30,9 +30,8 @@ def _lua_list(values: Iterable[str | int | float]) -> str:
 # after it (docs/exactly-once.md).
 _BUILT = """
 local function run_id() return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
-local function built_here(ready_key, boot_key)
-  return redis.call('GET', ready_key) ~= false and redis.call('GET', boot_key) == run_id()
-end
+-- The caller has read the ready key: this says whether what it names was built in this run.
+local function built_here(boot_key) return redis.call('GET', boot_key) == run_id() end
 """
 
 _COMMON = (
@@ -81,7 +80,7 @@ APPLY = (
     _COMMON
     + f"""
 local gen = redis.call('GET', KEYS[{_N + 1}])
-if not gen or not built_here(KEYS[{_N + 1}], KEYS[{_N + 5}]) then return -1 end
+if not gen or not built_here(KEYS[{_N + 5}]) then return -1 end
 if redis.call('GET', KEYS[{_N + 3}]) == gen or redis.call('GET', KEYS[{_N + 4}]) == gen then return -2 end
 local trend = redis.call('HMGET', KEYS[{_N + 2}], 't0', 'hl')
 local t0 = tonumber(trend[1])
@@ -133,7 +132,7 @@ SWAP = (
     + """
 local pairs_n = tonumber(ARGV[1])
 local ready, boot = KEYS[2 * pairs_n + 1], KEYS[2 * pairs_n + 3]
-if redis.call('GET', ready) == ARGV[2] and built_here(ready, boot) then return 0 end
+if redis.call('GET', ready) == ARGV[2] and built_here(boot) then return 0 end
 for i = 1, 2 * pairs_n, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 1])
   else redis.call('DEL', KEYS[i + 1]) end
@@ -150,7 +149,7 @@ return 1
 BUILT = (
     _BUILT
     + """
-return built_here(KEYS[1], KEYS[2]) and 1 or 0
+return redis.call('GET', KEYS[1]) ~= false and built_here(KEYS[2]) and 1 or 0
 """
 )
 
