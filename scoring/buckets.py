@@ -50,6 +50,7 @@ def hour_scores(
     ``bucket`` follow from those on ``hour`` (a row's bucket lies in its hour); they let the range
     be read through each table's index.
     """
+    types, weights = weight_arrays()
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -61,9 +62,7 @@ def hour_scores(
               AND (%(ids)s::bigint[] IS NULL OR c.video_id = ANY(%(ids)s::bigint[]))
             GROUP BY c.video_id, c.hour
             """,
-            dict(
-                zip(("types", "weights"), weight_arrays(), strict=True), since=since, until=until, ids=_ids(video_ids)
-            ),
+            {"types": types, "weights": weights, "since": since, "until": until, "ids": _ids(video_ids)},
         )
         return list(cur.fetchall())
 

@@ -158,17 +158,18 @@ def _counters_add(counters: dict[tuple[int, int, datetime], list[float]], window
     minutes: list[tuple[tuple[int, int, datetime], list[float]]] = []
     trend: dict[datetime, tuple[datetime, float]] = {}  # minute -> (its hour, its factor); few a batch
     for (vid, type_id, minute), (events, units) in counters.items():
-        hour_factor = trend.get(minute)
-        if hour_factor is None:
-            hour = hour_floor(minute)
-            hour_factor = trend[minute] = (hour, 2.0 ** ((minute - hour).total_seconds() / half_life))
+        cached = trend.get(minute)
+        if cached is None:
+            start = hour_floor(minute)
+            cached = trend[minute] = (start, 2.0 ** ((minute - start).total_seconds() / half_life))
+        hour, factor = cached
         if minute >= window_start:
-            minutes.append(((vid, type_id, minute), [events, units, units * hour_factor[1]]))
+            minutes.append(((vid, type_id, minute), [events, units, units * factor]))
             continue
-        row = hourly[(vid, type_id, hour_factor[0])]
+        row = hourly[(vid, type_id, hour)]
         row[0] += events
         row[1] += units
-        row[2] += units * hour_factor[1]
+        row[2] += units * factor
     with connection.cursor() as cur:
         for table, bucket, rows in (
             ("scoring_minutecounter", "minute", sorted(minutes)),

@@ -44,7 +44,7 @@ def counters_write(
                 if minute >= recent:
                     slot = minute_slots.setdefault((video, kind, minute), [0, 0.0, 0.0])
                 else:
-                    slot = slots.get((video, kind)) or slots.setdefault((video, kind), [0, 0.0, 0.0])
+                    slot = slots.setdefault((video, kind), [0, 0.0, 0.0])
                 slot[0] += 1
                 slot[1] += units
                 # The same rule as scoring.counting: trending's minute offset inside the hour.
