@@ -242,24 +242,26 @@ local function standing(base, m)
   return out
 end
 -- Per window {entries, entries scored strictly better than bounds[w]}, summed over the groups of
--- KEYS[1 .. last] (a category's rankings, then its trend hash). bounds[w] is a stored score
--- relative to t0 (false: count no better entries); a category whose t0 differs (a rebase between
--- its scopes) gets the trending bound on its own scale.
-local function union_counts(last, t0, bounds)
+-- KEYS[1 .. last] (a category's rankings, then its trend hash) but the one at base ``skip`` (none
+-- when nil). bounds[w] is a stored score relative to t0 (false: count no better entries); a
+-- category whose t0 differs (a rebase between its scopes) gets the trending bound on its own scale.
+local function union_counts(last, t0, bounds, skip)
   local out = {}
   for w = 1, #NAMES do out[2 * w - 1] = 0; out[2 * w] = 0 end
   for base = 0, last - 1, #NAMES + 1 do
-    for w = 1, #NAMES do
-      local key = KEYS[base + w]
-      out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
-      local bound = bounds[w]
-      if bound then
-        local trend = w == TRENDING and t0 and redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
-        if trend and trend[1] and trend[1] ~= t0 then
-          local f = math.pow(2, (tonumber(t0) - tonumber(trend[1])) / tonumber(trend[2]))
-          bound = string.format('%.17g', tonumber(bound) * f)
+    if base ~= skip then
+      for w = 1, #NAMES do
+        local key = KEYS[base + w]
+        out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
+        local bound = bounds[w]
+        if bound then
+          local trend = w == TRENDING and t0 and redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
+          if trend and trend[1] and trend[1] ~= t0 then
+            local f = math.pow(2, (tonumber(t0) - tonumber(trend[1])) / tonumber(trend[2]))
+            bound = string.format('%.17g', tonumber(bound) * f)
+          end
+          out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
         end
-        out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
       end
     end
   end
@@ -320,10 +322,18 @@ if data.status == 'published' and type(data.category_id) == 'number' then
   end
 end
 if not own then return {packed} end
-local reply = standing((own - 1) * (#NAMES + 1), ARGV[1])
+local base = (own - 1) * (#NAMES + 1)
+local reply = standing(base, ARGV[1])
 local bounds = {}
 for w = 1, #NAMES do bounds[w] = reply[3 * w] end
-return {packed, reply, union_counts(#KEYS - 2, reply[1], bounds)}
+-- The video's own category counts what its standing has just read: the bounds are its scores,
+-- on its own t0.
+local counts = union_counts(#KEYS - 2, reply[1], bounds, base)
+for w = 1, #NAMES do
+  counts[2 * w - 1] = counts[2 * w - 1] + reply[3 * w + 1]
+  if reply[3 * w] then counts[2 * w] = counts[2 * w] + reply[3 * w + 2] end
+end
+return {packed, reply, counts}
 """
 )
 

@@ -329,8 +329,7 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
     if not is_cluster():
 
         def read(ids: tuple[int, ...], named: str) -> Any:
-            keys = [*(k for cid in ids for k in union.category_group(cid)), rk.CATS, rk.meta_key(rk.GLOBAL)]
-            return script(VIDEO_STANDINGS)(keys=keys, args=[member, video_id, named])
+            return script(VIDEO_STANDINGS)(keys=_video_standings_keys(ids), args=[member, video_id, named])
 
         out = union.with_categories(read)
         if out == []:
@@ -366,6 +365,12 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
         replies = standings(keys=union.category_group(category_id), args=[member])
     found.standings = _standings_of(replies[0])
     return found
+
+
+@lru_cache(maxsize=64)
+def _video_standings_keys(category_ids: tuple[int, ...]) -> tuple[str, ...]:
+    """VIDEO_STANDINGS' keys for these categories."""
+    return (*(k for cid in category_ids for k in union.category_group(cid)), rk.CATS, rk.meta_key(rk.GLOBAL))
 
 
 def _video_standings_of(packed: bytes, video_id: int) -> VideoStandings:
