@@ -23,7 +23,8 @@ from events.ingest import api_key_create
 from events.producer import events_produce
 from events.wire import EVENTS_HEADER, WireEvent
 from rankings.selectors import ranking_top
-from scoring.bridge import Buffer, hand_off
+from scoring.bridge import Buffer, OffsetCheck, hand_off
+from scoring.management.commands.kafka_bridge import Command
 from scoring.models import Batch
 from scoring.rebuild import rankings_rebuild
 from tests.api.test_observability import scrape
@@ -86,6 +87,64 @@ def test_buffer_is_due_after_max_wait_even_if_small() -> None:
     assert not buffer.due()
     clock.now += 0.06
     assert buffer.due()
+
+
+def test_a_record_past_the_expected_offset_is_read_again_and_a_gap_the_broker_confirms_is_taken() -> None:
+    check = OffsetCheck()
+    assert [check.verdict(FakeRecord("t", 0, o, b"{}")) for o in (5, 6)] == ["take", "take"]  # the first sets it
+    assert check.verdict(FakeRecord("t", 0, 8, b"{}")) == "reread" and check.wanted(FakeRecord("t", 0, 8, None)) == 7
+    assert check.verdict(FakeRecord("t", 0, 6, b"{}")) == "skip"  # taken before the seek back
+    assert [check.verdict(FakeRecord("t", 0, o, b"{}")) for o in (7, 8)] == ["take", "take"]
+    # The same gap twice: the broker has nothing at 9, so 10 is taken.
+    assert check.verdict(FakeRecord("t", 0, 10, b"{}")) == "reread"
+    assert check.verdict(FakeRecord("t", 0, 10, b"{}")) == "take"
+    assert check.verdict(FakeRecord("t", 0, 13, b"{}")) == "reread"  # a new gap is read again
+    assert check.verdict(FakeRecord("t", 1, 40, b"{}")) == "take"  # partitions are apart
+    check.forget([("t", 0)])  # a rebalance: the partition starts where the committed offset says
+    assert check.verdict(FakeRecord("t", 0, 3, b"{}")) == "take"
+
+
+@pytest.mark.django_db
+def test_the_bridge_reads_again_a_record_the_consumer_skipped(
+    make_video: Callable[..., Any], fresh_topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client skipping a record (the consumer's position moved past it, as kafka-python once did
+    under load) must not lose it: the bridge sees the gap, seeks back and takes it, in order."""
+    videos = [make_video() for _ in range(12)]
+    cmd = Command()
+    cmd.topic, cmd.stop = fresh_topic, False
+    cmd.buffer, cmd.offsets = Buffer(max_size=100_000, max_wait_s=600), OffsetCheck()
+    cmd.consumer = KafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    try:
+        parts = [TopicPartition(fresh_topic, p) for p in sorted(cmd.consumer.partitions_for_topic(fresh_topic))]
+        cmd.consumer.assign(parts)
+        cmd.consumer.seek_to_beginning()
+        produce([event(v.id) for v in videos])
+
+        def taken() -> dict[int, list[int]]:
+            out: dict[int, list[int]] = {}
+            for partition, offset, _ in cmd.buffer.messages:
+                out.setdefault(partition, []).append(offset)
+            return out
+
+        def polled_to(ends: dict[int, int]) -> bool:
+            cmd.poll_once()
+            return all(max(taken().get(p, [-1])) + 1 >= end for p, end in ends.items() if end)
+
+        assert wait_for(lambda: polled_to(end_offsets()), timeout=30), taken()
+        produce([event(v.id) for v in videos])
+        produce([event(v.id, "share") for v in videos])
+        ends = end_offsets()
+        skipped = next(tp for tp in parts if ends[tp.partition] >= 3)
+        cmd.consumer.seek(skipped, ends[skipped.partition] - 1)  # past the second request's record
+        assert wait_for(lambda: polled_to(ends), timeout=30), taken()
+    finally:
+        cmd.consumer.close()
+    assert taken() == {p: list(range(end)) for p, end in ends.items() if end}  # each record once, in order
+    assert sum(len(json.loads(raw)["events"]) for _, _, raw in cmd.buffer.messages) == 36
+    assert f"partition {skipped.partition} delivered offset" in caplog.text
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ from kafka.errors import KafkaError
 from core.heap import heap_settle
 from core.kafka import topic_ensure
 from core.metrics import bridge_lag_record
-from scoring.bridge import Buffer, celery_enqueue, hand_off
+from scoring.bridge import Buffer, OffsetCheck, celery_enqueue, hand_off
 
 logger = logging.getLogger("scoring.bridge")
 
@@ -33,6 +33,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Hand on what we hold for these partitions before someone else owns them.
+        self.command.offsets.forget([(tp.topic, tp.partition) for tp in revoked])
         offsets = self.command.hand_on(reason="rebalance")
         if offsets:
             try:
@@ -42,6 +43,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
                 logger.warning("offset commit failed on rebalance", exc_info=True)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.command.offsets.forget([(tp.topic, tp.partition) for tp in assigned])
         logger.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
 
 
@@ -72,6 +74,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.on_sigterm)
         topic_ensure(topic=self.topic)
         self.buffer = Buffer(max_size=opts["batch_size"], max_wait_s=opts["max_wait_ms"] / 1000)
+        self.offsets = OffsetCheck()
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             group_id=opts["group"],
@@ -105,6 +108,17 @@ class Command(BaseCommand):
         records = self.consumer.poll(timeout_ms=timeout, max_records=self.buffer.max_size)
         for batch in records.values():
             for record in batch:
+                verdict = self.offsets.verdict(record)
+                if verdict == "skip":
+                    continue
+                if verdict == "reread":
+                    wanted = self.offsets.wanted(record)
+                    logger.warning(
+                        "partition %d delivered offset %d before %d: reading it again from %d",
+                        record.partition, record.offset, wanted, wanted,
+                    )  # fmt: skip
+                    self.consumer.seek(TopicPartition(record.topic, record.partition), wanted)
+                    break  # the rest of this partition's records come again
                 self.buffer.add(record)
                 # One poll may bring many request records: hand them on a batch at a time.
                 if self.buffer.events >= self.buffer.max_size:
