@@ -68,6 +68,7 @@ class Bench:
     only: str | None = None  # one load stage (ingest, freshness, reads) after the setup, no comparisons
     env: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    bridge: Service | None = None
     port: int = 0
     api_key: str = ""
     stack: Any = None
@@ -96,6 +97,7 @@ class Bench:
                                     "-l", "info", "--without-gossip", "--without-mingle", "-n", "bench@%h"],
                          self.env, logs)  # fmt: skip
         self.services += [web, bridge, worker]
+        self.bridge = bridge
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with suppress(*TRANSPORT_ERRORS), Client("127.0.0.1", self.port, timeout=2) as client:
@@ -107,6 +109,10 @@ class Bench:
         worker.wait_for_log(r"ready", 60)
         bridge.wait_for_log(r"assigned partitions", 60)
         return {"web": web.pid, "bridge": bridge.pid, "worker": worker.pid}
+
+    def skipped_records_read_again(self) -> int:
+        """Gaps the bridge found in a partition's offsets so far (scoring.bridge.OffsetCheck)."""
+        return self.bridge.output().count("delivered offset") if self.bridge else 0
 
     def stop_services(self) -> None:
         for service in reversed(self.services):
@@ -194,10 +200,14 @@ class Bench:
         )
         ingest = []
         for i in range(0 if self.only in ("freshness", "reads") else prof.runs):
+            rereads = self.skipped_records_read_again()
             r = ingest_run(port=self.port, api_key=self.api_key, traffic=traffic, clients=INGEST_CLIENTS,
                            seconds=prof.ingest_s, cpu_pids=cpu_pids, valkey=client)  # fmt: skip
+            r["skipped_records_read_again"] = self.skipped_records_read_again() - rereads
             say(f"  run {i + 1}: {r['end_to_end_per_s']:,.0f} events/s end to end, {r['accepted_per_s']:,.0f} "
-                f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}")  # fmt: skip
+                f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}"
+                + (f", records the consumer skipped and the bridge read again: {r['skipped_records_read_again']}"
+                   if r["skipped_records_read_again"] else ""))  # fmt: skip
             ingest.append(r)
         self.results["ingest"] = {"runs": ingest, "median": median_of(ingest)}
         if self.only == "ingest":
