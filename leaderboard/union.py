@@ -280,7 +280,6 @@ def union_around(*, lists: Lists, stored: float, member: bytes, radius: int) -> 
 
 
 @lru_cache(maxsize=256)
-@lru_cache(maxsize=1024)
 def category_group(category_id: int) -> tuple[str, ...]:
     """A category's keys as the standings scripts take them: its rankings in WINDOWS order, then its
     trend hash."""

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from django.db import DatabaseError
 
@@ -98,7 +98,7 @@ class OffsetCheck:
     expected: dict[tuple[str, int], int] = field(default_factory=dict)
     reread: dict[tuple[str, int], int] = field(default_factory=dict)  # gaps read again once: the offset wanted
 
-    def verdict(self, record: Record) -> str:
+    def verdict(self, record: Record) -> Literal["take", "skip", "reread"]:
         """'take' the record, 'skip' it (taken before a seek back), or 'reread' from ``wanted(record)``."""
         key = (record.topic, record.partition)
         want = self.expected.get(key)
