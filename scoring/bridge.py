@@ -115,7 +115,7 @@ class OffsetCheck:
         return self.expected[(record.topic, record.partition)]
 
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
-        """After a rebalance: these partitions start wherever the group's committed offsets say."""
+        """Partitions just assigned: they start wherever the group's committed offsets say."""
         for key in partitions:
             self.expected.pop(key, None)
             self.reread.pop(key, None)

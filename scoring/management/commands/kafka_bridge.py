@@ -33,7 +33,6 @@ class _Rebalance(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Hand on what we hold for these partitions before someone else owns them.
-        self.command.offsets.forget([(tp.topic, tp.partition) for tp in revoked])
         offsets = self.command.hand_on(reason="rebalance")
         if offsets:
             try:
@@ -43,6 +42,8 @@ class _Rebalance(AsyncConsumerRebalanceListener):
                 logger.warning("offset commit failed on rebalance", exc_info=True)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        # They start from the committed offsets; a partition given away keeps a stale expectation
+        # that no record consults until it comes back here.
         self.command.offsets.forget([(tp.topic, tp.partition) for tp in assigned])
         logger.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
 
