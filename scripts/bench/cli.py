@@ -205,7 +205,9 @@ class Bench:
                            seconds=prof.ingest_s, cpu_pids=cpu_pids, valkey=client)  # fmt: skip
             r["skipped_records_read_again"] = self.skipped_records_read_again() - rereads
             say(f"  run {i + 1}: {r['end_to_end_per_s']:,.0f} events/s end to end, {r['accepted_per_s']:,.0f} "
-                f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}"
+                f"accepted/s, drain {r['drain_seconds']:.1f}s, errors {r['errors']}; applied "
+                f"{r['applied_posting_per_s']:,.0f}/s while posting, {r['applied_draining_per_s']:,.0f}/s draining "
+                f"(machine busy {r['machine_posting_pct']:.0f}% / {r['machine_draining_pct']:.0f}% of a core)"
                 + (f", records the consumer skipped and the bridge read again: {r['skipped_records_read_again']}"
                    if r["skipped_records_read_again"] else ""))  # fmt: skip
             ingest.append(r)

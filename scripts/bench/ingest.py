@@ -25,18 +25,19 @@ def db_now() -> datetime:
         return moment
 
 
-def counted_since(since: datetime) -> tuple[int, int]:
-    """(events counted and applied to Redis, batches not yet applied) for batches received since."""
+def counted_since(since: datetime, until: datetime | None = None) -> tuple[int, int]:
+    """(events counted and applied to Redis, batches not yet applied) for batches received since;
+    with ``until``, applied by then."""
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
             """
-            SELECT COALESCE(SUM(counted) FILTER (WHERE applied_at IS NOT NULL), 0),
+            SELECT COALESCE(SUM(counted) FILTER (WHERE applied_at <= COALESCE(%s, applied_at)), 0),
                    COUNT(*) FILTER (WHERE applied_at IS NULL)
             FROM scoring_batch WHERE source = 'kafka' AND received_at >= %s
             """,
-            [since],
+            [until, since],
         )
         done, pending = cur.fetchone()
     return int(done), int(pending)
@@ -77,8 +78,14 @@ def ingest_run(
     with timed_bar(seconds, "posting"):
         result = clients_join(procs, queue)
     load_end = time.monotonic()
+    machine_mid, db_mid = machine_cpu_seconds(), db_now()
     finished, counted = wait_applied(since, result.events, drain_timeout)
+    machine_end = machine_cpu_seconds()
     cpu_after = {name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()}
+    # The two phases of a run: while the clients post, the pipeline shares the cores with the API
+    # and the load generator; after the last POST it drains the backlog alone.
+    applied_posting, _ = counted_since(since, db_mid)
+    drain = max(finished - load_end, 1e-6)
     commands = valkey_commands_per_event(commands_before, valkey_commands(valkey), counted)
     wall = finished - started
     cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_pids}
@@ -98,6 +105,11 @@ def ingest_run(
         "drain_seconds": finished - load_end,
         "wall_seconds": wall,
         "accepted_per_s": result.events / (load_end - started),
+        "applied_posting_per_s": applied_posting / (load_end - started),
+        "applied_draining_per_s": max(counted - applied_posting, 0) / drain,
+        # Busy time of the whole machine in % of one core (200 = both cores), per phase.
+        "machine_posting_pct": 100.0 * (machine_mid - machine_before) / (load_end - started),
+        "machine_draining_pct": 100.0 * (machine_end - machine_mid) / drain,
         "end_to_end_per_s": counted / wall,
         "post_p50_ms": percentile(result.latencies, 50) * 1000,
         "post_p99_ms": percentile(result.latencies, 99) * 1000,

@@ -149,6 +149,23 @@ def fmt_runs(values: Sequence[Any], digits: int = 0) -> str:
     return ", ".join(_fmt(v, digits) for v in values)
 
 
+def _phase_rows(med: dict[str, Any], runs: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The pipeline's rate and the machine's load while the clients post and while the backlog drains
+    (results from before these figures have none)."""
+    if "applied_posting_per_s" not in med:
+        return []
+    rows = []
+    for label, posting, draining, digits in (
+        ("Applied to the sorted sets while posting / draining (events/s)", "applied_posting_per_s",
+         "applied_draining_per_s", 0),
+        ("Machine busy while posting / draining (% of a core, 200 = both)", "machine_posting_pct",
+         "machine_draining_pct", 0),
+    ):  # fmt: skip
+        rows.append((label, f"{_fmt(med[posting], digits)} / {_fmt(med[draining], digits)}",
+                     ", ".join(f"{_fmt(x[posting], digits)} / {_fmt(x[draining], digits)}" for x in runs)))  # fmt: skip
+    return rows
+
+
 def render_section(res: dict[str, Any]) -> str:
     prof = res["profile"]
     m = res["machine"]
@@ -188,6 +205,7 @@ def render_section(res: dict[str, Any]) -> str:
             ("Accepted by the API (events/s)", _fmt(med["accepted_per_s"]), fmt_runs([x["accepted_per_s"] for x in r])),
             ("Events per run", _fmt(med["events"]), fmt_runs([x["events"] for x in r])),
             ("Drain after the last POST (s)", _fmt(med["drain_seconds"], 1), fmt_runs([x["drain_seconds"] for x in r], 1)),
+            *_phase_rows(med, r),
             ("POST p50 / p99 (ms)", f"{_fmt(med['post_p50_ms'])} / {_fmt(med['post_p99_ms'])}",
              fmt_runs([x["post_p99_ms"] for x in r])),
             ("Errors", _fmt(med["errors"]), fmt_runs([x["errors"] for x in r])),
