@@ -155,14 +155,14 @@ def _phase_rows(med: dict[str, Any], runs: Sequence[dict[str, Any]]) -> list[tup
     if "applied_posting_per_s" not in med:
         return []
     rows = []
-    for label, posting, draining, digits in (
+    for label, posting, draining in (
         ("Applied to the sorted sets while posting / draining (events/s)", "applied_posting_per_s",
-         "applied_draining_per_s", 0),
+         "applied_draining_per_s"),
         ("Machine busy while posting / draining (% of a core, 200 = both)", "machine_posting_pct",
-         "machine_draining_pct", 0),
+         "machine_draining_pct"),
     ):  # fmt: skip
-        rows.append((label, f"{_fmt(med[posting], digits)} / {_fmt(med[draining], digits)}",
-                     ", ".join(f"{_fmt(x[posting], digits)} / {_fmt(x[draining], digits)}" for x in runs)))  # fmt: skip
+        rows.append((label, f"{_fmt(med[posting])} / {_fmt(med[draining])}",
+                     ", ".join(f"{_fmt(x[posting])} / {_fmt(x[draining])}" for x in runs)))  # fmt: skip
     return rows
 
 
