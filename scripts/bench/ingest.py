@@ -85,13 +85,13 @@ def ingest_run(
     # The two phases of a run: while the clients post, the pipeline shares the cores with the API
     # and the load generator; after the last POST it drains the backlog alone.
     applied_posting, _ = counted_since(since, db_mid)
-    drain = max(finished - load_end, 1e-6)
+    posting, drain = load_end - started, finished - load_end  # drain > 0: db_now() ran inside it
     commands = valkey_commands_per_event(commands_before, valkey_commands(valkey), counted)
     wall = finished - started
     cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_pids}
     cpu["load generator"] = result.cpu_s
     # Whatever else ran on the machine meanwhile: the figures above are only as clean as this is small.
-    cpu["other processes"] = max(machine_cpu_seconds() - machine_before - sum(cpu.values()), 0.0)
+    cpu["other processes"] = max(machine_end - machine_before - sum(cpu.values()), 0.0)
     per_k = {name: 1000.0 * s / max(counted, 1) for name, s in cpu.items()}
     share = {name: 100.0 * s / wall for name, s in cpu.items()}
     return {
@@ -101,14 +101,14 @@ def ingest_run(
         "requests": result.requests,
         "errors": sum(result.errors.values()),
         "error_kinds": result.errors,
-        "post_seconds": load_end - started,
-        "drain_seconds": finished - load_end,
+        "post_seconds": posting,
+        "drain_seconds": drain,
         "wall_seconds": wall,
-        "accepted_per_s": result.events / (load_end - started),
-        "applied_posting_per_s": applied_posting / (load_end - started),
+        "accepted_per_s": result.events / posting,
+        "applied_posting_per_s": applied_posting / posting,
         "applied_draining_per_s": max(counted - applied_posting, 0) / drain,
         # Busy time of the whole machine in % of one core (200 = both cores), per phase.
-        "machine_posting_pct": 100.0 * (machine_mid - machine_before) / (load_end - started),
+        "machine_posting_pct": 100.0 * (machine_mid - machine_before) / posting,
         "machine_draining_pct": 100.0 * (machine_end - machine_mid) / drain,
         "end_to_end_per_s": counted / wall,
         "post_p50_ms": percentile(result.latencies, 50) * 1000,
