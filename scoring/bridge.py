@@ -43,6 +43,11 @@ def record_events(record: Record) -> int:
     return 1
 
 
+# A partial batch is held while the workers are behind (Backlog) at most this many times --max-wait-ms:
+# the workers may be behind for a reason that new batches would not wait for (many workers, one slow batch).
+HOLD_TIMES = 10
+
+
 @dataclass
 class Buffer:
     """Messages polled but not yet handed on, with the offsets to commit after.
@@ -69,18 +74,60 @@ class Buffer:
         self.next_offsets[(record.topic, record.partition)] = record.offset + 1
         self.first_offsets.setdefault((record.topic, record.partition), record.offset)
 
-    def due(self) -> bool:
-        if not self.messages:
-            return False
-        if self.events >= self.max_size:
+    def full(self) -> bool:
+        return self.events >= self.max_size
+
+    def expired(self, *, times: float = 1.0) -> bool:
+        """Its first message has waited ``times`` times ``max_wait_s``."""
+        return self.first_at is not None and self.clock() - self.first_at >= self.max_wait_s * times
+
+    def due(self, *, behind: Callable[[], bool]) -> bool:
+        """Full; or expired while the workers keep up; or held ``HOLD_TIMES`` times ``max_wait_s`` whatever they do.
+
+        ``behind`` is asked only for an expired batch that is not full.
+        """
+        if self.full():
             return True
-        return self.first_at is not None and self.clock() - self.first_at >= self.max_wait_s
+        if not self.expired():
+            return False
+        return self.expired(times=HOLD_TIMES) or not behind()
 
     def take(self) -> tuple[list[list[Any]], dict[tuple[str, int], int]]:
         messages, offsets = self.messages, self.next_offsets
         self.messages, self.next_offsets, self.first_offsets, self.first_at = [], {}, {}, None
         self.events = 0
         return messages, offsets
+
+
+@dataclass
+class Backlog:
+    """Whether the workers are behind: ``limit`` or more stored batches wait to be counted.
+
+    A batch that has waited ``--max-wait-ms`` is handed on early so that its events are counted
+    soon; while the workers are behind, it would only wait in the queue instead, and the bridge
+    keeps filling it (up to the batch size) so that each batch carries more events for the
+    same fixed cost. ``count(limit)`` counts the waiting batches up to ``limit``; it is asked at
+    most once per ``every_s``. A limit of 0 never holds a batch.
+    """
+
+    limit: int
+    count: Callable[[int], int]
+    every_s: float = 0.02
+    clock: Callable[[], float] = time.monotonic
+    checked_at: float = float("-inf")
+    behind_then: bool = False
+
+    def behind(self) -> bool:
+        if self.limit <= 0:
+            return False
+        now = self.clock()
+        if now - self.checked_at >= self.every_s:
+            try:
+                self.behind_then = self.count(self.limit) >= self.limit
+            except DatabaseError:  # the hand-off retries until Postgres answers; nothing to hold for
+                self.behind_then = False
+            self.checked_at = now
+        return self.behind_then
 
 
 @dataclass

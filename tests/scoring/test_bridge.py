@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
@@ -23,7 +24,8 @@ from events.ingest import api_key_create
 from events.producer import events_produce
 from events.wire import EVENTS_HEADER, WireEvent
 from rankings.selectors import ranking_top
-from scoring.bridge import Buffer, OffsetCheck, hand_off
+from scoring.bridge import Backlog, Buffer, OffsetCheck, hand_off
+from scoring.ledger import batch_store, batches_waiting
 from scoring.management.commands.kafka_bridge import Command
 from scoring.models import Batch
 from scoring.rebuild import rankings_rebuild
@@ -51,42 +53,84 @@ class Clock:
         return self.now
 
 
-def test_buffer_is_due_when_full() -> None:
+def test_buffer_is_full_at_max_size() -> None:
     buffer = Buffer(max_size=3, max_wait_s=10)
     for offset in range(2):
         buffer.add(FakeRecord("t", 0, offset, b"{}"))
-    assert not buffer.due()
+    assert not buffer.full()
     buffer.add(FakeRecord("t", 1, 7, b"{}"))
-    assert buffer.due()
+    assert buffer.full()
     assert buffer.first_offsets == {("t", 0): 0, ("t", 1): 7}  # what the lag counts as not handed on
     messages, offsets = buffer.take()
     assert [m[:2] for m in messages] == [[0, 0], [0, 1], [1, 7]]
     assert offsets == {("t", 0): 2, ("t", 1): 8}  # commit = next offset to read
-    assert not buffer.due() and buffer.messages == [] and buffer.first_offsets == {}
+    assert not buffer.full() and not buffer.expired() and buffer.messages == [] and buffer.first_offsets == {}
 
 
 def test_buffer_counts_the_events_a_request_record_carries() -> None:
     buffer = Buffer(max_size=500, max_wait_s=10)
     buffer.add(FakeRecord("t", 0, 0, b"{}", [(EVENTS_HEADER, b"300")]))
-    assert buffer.events == 300 and not buffer.due()
+    assert buffer.events == 300 and not buffer.full()
     buffer.add(FakeRecord("t", 0, 1, b"{}"))  # a single-event record (no header) is one event
     buffer.add(FakeRecord("t", 1, 0, b"{}", [(EVENTS_HEADER, b"junk")]))  # an unreadable count is one too
-    assert buffer.events == 302 and not buffer.due()
+    assert buffer.events == 302 and not buffer.full()
     buffer.add(FakeRecord("t", 1, 1, b"{}", [(EVENTS_HEADER, b"250")]))
-    assert buffer.due()  # 552 events: a record is never split, so a batch may pass max_size by one record
+    assert buffer.full()  # 552 events: a record is never split, so a batch may pass max_size by one record
     messages, _ = buffer.take()
     assert len(messages) == 4 and buffer.events == 0
 
 
-def test_buffer_is_due_after_max_wait_even_if_small() -> None:
+def test_buffer_expires_max_wait_after_its_first_message() -> None:
     clock = Clock()
     buffer = Buffer(max_size=500, max_wait_s=0.1, clock=clock)
-    assert not buffer.due()
+    assert not buffer.expired()
     buffer.add(FakeRecord("t", 0, 0, b"{}"))
     clock.now += 0.05
-    assert not buffer.due()
+    assert not buffer.expired()
     clock.now += 0.06
-    assert buffer.due()
+    assert buffer.expired() and not buffer.full()
+
+
+def test_an_expired_batch_is_held_while_the_workers_are_behind_up_to_ten_times_max_wait() -> None:
+    clock, behind = Clock(), [True]
+    buffer = Buffer(max_size=500, max_wait_s=0.1, clock=clock)
+    buffer.add(FakeRecord("t", 0, 0, b"{}"))
+    assert not buffer.due(behind=lambda: behind[0])
+    clock.now += 0.15
+    assert not buffer.due(behind=lambda: behind[0])  # expired, held
+    behind[0] = False
+    assert buffer.due(behind=lambda: behind[0])  # the workers caught up
+    behind[0] = True
+    clock.now += 0.86  # 1.01 s: held long enough, whatever the workers do
+    assert buffer.due(behind=lambda: behind[0])
+    buffer.add(FakeRecord("t", 0, 1, b"{}", [(EVENTS_HEADER, b"499")]))
+    assert buffer.due(behind=lambda: pytest.fail("a full batch goes on without asking"))
+
+
+def test_backlog_is_behind_from_its_limit_and_asks_postgres_at_most_once_per_interval() -> None:
+    clock, waiting, asked = Clock(), [2], []
+
+    def count(limit: int) -> int:
+        asked.append(limit)
+        return min(waiting[0], limit)
+
+    backlog = Backlog(limit=3, count=count, every_s=0.02, clock=clock)
+    assert not backlog.behind()
+    waiting[0] = 5
+    assert not backlog.behind() and asked == [3]  # the answer of 0.00 s ago stands
+    clock.now += 0.025
+    assert backlog.behind() and asked == [3, 3]
+    waiting[0] = 1
+    clock.now += 0.03
+    assert not backlog.behind()
+
+
+def test_backlog_never_holds_with_limit_0_nor_when_postgres_does_not_answer() -> None:
+    def down(limit: int) -> int:
+        raise OperationalError("connection refused")
+
+    assert not Backlog(limit=0, count=lambda limit: 99).behind()
+    assert not Backlog(limit=3, count=down).behind()  # the hand-off itself retries until Postgres is back
 
 
 def test_a_record_past_the_expected_offset_is_read_again_and_a_gap_the_broker_confirms_is_taken() -> None:
@@ -258,6 +302,44 @@ def test_a_backlog_is_handed_on_in_batches_of_the_configured_size(
     largest_record = 60  # a request record is never split: a batch passes the size by less than one
     assert len(sizes) >= 4 and max(sizes) < 100 + largest_record, sizes
     assert {e.score for e in ranking_top(window="day", limit=100).results} == {6.0 * 8}  # a like 5, a view 1
+
+
+@pytest.mark.django_db
+def test_batches_waiting_counts_stored_batches_not_counted_nor_failed_up_to_the_limit() -> None:
+    batches = [batch_store(topic="t", messages=[]) for _ in range(5)]
+    Batch.objects.filter(id=batches[0].id).update(processed_at=timezone.now())
+    Batch.objects.filter(id=batches[1].id).update(failed_at=timezone.now())
+    assert batches_waiting(limit=10) == 3
+    assert batches_waiting(limit=2) == 2
+
+
+def batch_events(batch: Batch) -> int:
+    return sum(len(json.loads(raw)["events"]) for _, _, raw in batch.payload["messages"])
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_while_the_workers_are_behind_the_bridge_fills_its_batches_and_hands_on_once_they_catch_up(
+    make_video: Callable[..., Any], tmp_path: Path, fresh_topic: str
+) -> None:
+    """Requests arriving slower than --max-wait-ms would each be a batch of their own; with 3 batches
+    waiting to be counted (no worker runs) the bridge fills its batch to --batch-size instead, and
+    hands on the rest within --max-wait-ms of the backlog being counted."""
+    videos = [make_video() for _ in range(10)]
+    for _ in range(3):
+        batch_store(topic="earlier", messages=[], source=Batch.Source.REPLAY)
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+    with running(bridge(tmp_path, group=group, batch_size=100, max_wait_ms=200)) as (br,):
+        assert wait_for(lambda: "assigned partitions" in br.output(), timeout=60), br.output()[-2000:]
+        for _ in range(7):  # 7 requests of 20 events, 0.25 s apart: each past the 0.2 s wait before the next
+            produce([event(v.id, kind) for v in videos for kind in ("like", "view")])
+            time.sleep(0.25)
+        time.sleep(0.3)  # the last 40 events: held 0.55 s so far, under the 2 s bound
+        held = list(Batch.objects.filter(source=Batch.Source.KAFKA).order_by("received_at"))
+        Batch.objects.update(processed_at=timezone.now())  # the workers caught up
+        assert wait_for(lambda: Batch.objects.filter(source=Batch.Source.KAFKA).count() == 2, timeout=10)
+    sizes = [batch_events(b) for b in Batch.objects.filter(source=Batch.Source.KAFKA).order_by("received_at")]
+    assert [batch_events(b) for b in held] == [100] and sizes == [100, 40], (sizes, br.output()[-2000:])
 
 
 @pytest.mark.e2e

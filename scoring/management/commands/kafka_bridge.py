@@ -16,7 +16,8 @@ from kafka.errors import KafkaError
 from core.heap import heap_settle
 from core.kafka import topic_ensure
 from core.metrics import bridge_lag_record
-from scoring.bridge import Buffer, OffsetCheck, celery_enqueue, hand_off
+from scoring.bridge import Backlog, Buffer, OffsetCheck, celery_enqueue, hand_off
+from scoring.ledger import batches_waiting
 
 logger = logging.getLogger("scoring.bridge")
 
@@ -59,7 +60,19 @@ class Command(BaseCommand):
             help="most events per batch (a request record is never split); batches reach it only when the "
             "bridge is behind, since --max-wait-ms closes them first at lower rates",
         )
-        parser.add_argument("--max-wait-ms", type=int, default=100, help="max age of a partial batch")
+        parser.add_argument(
+            "--max-wait-ms",
+            type=int,
+            default=100,
+            help="max age of a partial batch while the workers keep up (see --behind-at)",
+        )
+        parser.add_argument(
+            "--behind-at",
+            type=int,
+            default=3,
+            help="the workers are behind while this many stored batches wait to be counted: a partial batch "
+            "is then held past --max-wait-ms (up to 10 times it) and filled up to --batch-size (0: never held)",
+        )
         parser.add_argument("--lag-every-s", type=float, default=10.0, help="how often to log consumer lag")
         parser.add_argument("--group", default=settings.KAFKA_CONSUMER_GROUP)
         parser.add_argument("--topic", default=settings.KAFKA_TOPIC)
@@ -75,6 +88,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.on_sigterm)
         topic_ensure(topic=self.topic)
         self.buffer = Buffer(max_size=opts["batch_size"], max_wait_s=opts["max_wait_ms"] / 1000)
+        self.backlog = Backlog(limit=opts["behind_at"], count=lambda limit: batches_waiting(limit=limit))
         self.offsets = OffsetCheck()
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
@@ -96,7 +110,7 @@ class Command(BaseCommand):
         try:
             while not self.stop:
                 self.poll_once()
-                if self.buffer.due():
+                if self.buffer.due(behind=self.backlog.behind):
                     self.flush(reason="due")
                 self.lag_report_if_due()
         finally:
@@ -122,7 +136,7 @@ class Command(BaseCommand):
                     break  # the rest of this partition's records come again
                 self.buffer.add(record)
                 # One poll may bring many request records: hand them on a batch at a time.
-                if self.buffer.events >= self.buffer.max_size:
+                if self.buffer.full():
                     self.flush(reason="due")
 
     def flush(self, *, reason: str) -> None:
