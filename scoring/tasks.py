@@ -55,7 +55,7 @@ class BatchTask(Task):
         )
 
 
-# A batch of 5,000 events (the bridge's largest) takes about half a second.
+# A batch of 10,000 events (the bridge's largest) takes about a second.
 @shared_task(base=BatchTask, acks_late=True, **RETRY_TRANSIENT, **time_limits(30))
 def batch_process(batch_id: str) -> dict[str, object]:
     started = time.perf_counter()

@@ -56,9 +56,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=5000,
+            default=10000,
             help="most events per batch (a request record is never split); batches reach it only when the "
-            "bridge is behind, since --max-wait-ms closes them first at lower rates",
+            "bridge or the workers are behind, since --max-wait-ms closes them first at lower rates",
         )
         parser.add_argument(
             "--max-wait-ms",
