@@ -62,6 +62,12 @@ from .traffic import Traffic
 from .util import free_port, median_of, say
 
 
+def new_topic_env() -> dict[str, str]:
+    """A topic of the benchmark's own and its consumer group, as the services' environment names them."""
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    return {"KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group"}
+
+
 @dataclass
 class Bench:
     profile: Profile
@@ -117,10 +123,10 @@ class Bench:
         from core.kafka import topic_ensure
 
         self.stop_services()
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        self.env.update(KAFKA_TOPIC=topic, KAFKA_CONSUMER_GROUP=f"{topic}-group")
-        os.environ.update(KAFKA_TOPIC=topic, KAFKA_CONSUMER_GROUP=f"{topic}-group")
-        topic_ensure(topic=topic)
+        topic = new_topic_env()
+        self.env.update(topic)
+        os.environ.update(topic)
+        topic_ensure(topic=topic["KAFKA_TOPIC"])
         return self.start_services()
 
     def skipped_records_read_again(self) -> int:
@@ -150,14 +156,13 @@ class Bench:
         stage("servers", "(PostgreSQL, Valkey, Tansu from wheels)")
         self.stack = bench_stack()
         base = self.stack.up()
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
         self.env = {
             **os.environ, **base,
             "DATABASE_URL": database_recreate(base["DATABASE_URL"], BENCH_DB),
             "DJANGO_SETTINGS_MODULE": "ranking_site.settings.base",
             "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "THROTTLE_INGEST_PER_KEY": "10000000/min", "THROTTLE_INGEST_PER_IP": "10000000/min",
-            "KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group",
+            **new_topic_env(),
             "PYTHONUNBUFFERED": "1",
         }  # fmt: skip
         os.environ.update(self.env)
