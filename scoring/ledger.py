@@ -66,18 +66,6 @@ def batch_store(*, topic: str, messages: Sequence[Message], source: str = Batch.
     return Batch.objects.create(source=source, payload={"topic": topic, "messages": messages}, queued_at=timezone.now())
 
 
-def batches_waiting(*, limit: int) -> int:
-    """Stored batches not yet counted (queued, being counted, or lost until the sweeper finds them),
-    counted up to ``limit``."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM scoring_batch"
-            " WHERE processed_at IS NULL AND failed_at IS NULL LIMIT %s) AS waiting",
-            [limit],
-        )
-        return int(cur.fetchone()[0])
-
-
 def batch_mark_unqueued(*, batch_id: str) -> None:
     """Its task could not be queued (broker down): the sweeper queues it as soon as it can."""
     Batch.objects.filter(id=batch_id, processed_at__isnull=True).update(queued_at=None)

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -278,12 +278,23 @@ dead_letters_gauge = GaugeSource(
 # --- batches ---------------------------------------------------------------------------
 
 
+def _batches_unprocessed() -> QuerySet[Batch]:
+    """Stored and not yet counted, nor given up on: queued, being counted, or lost until the sweeper finds them."""
+    return Batch.objects.filter(failed_at__isnull=True, processed_at__isnull=True)
+
+
+def batches_unprocessed_count(*, limit: int) -> int:
+    """The unprocessed batches counted up to ``limit``: the bridge asks while it is behind, every few
+    milliseconds, and a backlog of thousands need not be walked to tell that it reached the limit."""
+    return _batches_unprocessed()[:limit].count()
+
+
 def batch_pending_counts() -> dict[str, int]:
     """Batches of the ledger not (yet) in the rankings, by state. Each count walks one
     partial index, so the cost follows the backlog, not the millions of applied batches."""
     waiting = Batch.objects.filter(failed_at__isnull=True)
     return {
-        "unprocessed": waiting.filter(processed_at__isnull=True).count(),
+        "unprocessed": _batches_unprocessed().count(),
         "unapplied": waiting.filter(processed_at__isnull=False, applied_at__isnull=True).count(),
         "failed": Batch.objects.filter(failed_at__isnull=False).count(),
     }

@@ -25,7 +25,7 @@ from events.producer import events_produce
 from events.wire import EVENTS_HEADER, WireEvent
 from rankings.selectors import ranking_top
 from scoring.bridge import Backlog, Buffer, OffsetCheck, hand_off
-from scoring.ledger import batch_store, batches_waiting
+from scoring.ledger import batch_store
 from scoring.management.commands.kafka_bridge import Command
 from scoring.models import Batch
 from scoring.rebuild import rankings_rebuild
@@ -302,15 +302,6 @@ def test_a_backlog_is_handed_on_in_batches_of_the_configured_size(
     largest_record = 60  # a request record is never split: a batch passes the size by less than one
     assert len(sizes) >= 4 and max(sizes) < 100 + largest_record, sizes
     assert {e.score for e in ranking_top(window="day", limit=100).results} == {6.0 * 8}  # a like 5, a view 1
-
-
-@pytest.mark.django_db
-def test_batches_waiting_counts_stored_batches_not_counted_nor_failed_up_to_the_limit() -> None:
-    batches = [batch_store(topic="t", messages=[]) for _ in range(5)]
-    Batch.objects.filter(id=batches[0].id).update(processed_at=timezone.now())
-    Batch.objects.filter(id=batches[1].id).update(failed_at=timezone.now())
-    assert batches_waiting(limit=10) == 3
-    assert batches_waiting(limit=2) == 2
 
 
 def batch_events(batch: Batch) -> int:

@@ -17,7 +17,7 @@ from core.heap import heap_settle
 from core.kafka import topic_ensure
 from core.metrics import bridge_lag_record
 from scoring.bridge import Backlog, Buffer, OffsetCheck, celery_enqueue, hand_off
-from scoring.ledger import batches_waiting
+from scoring.selectors import batches_unprocessed_count
 
 logger = logging.getLogger("scoring.bridge")
 
@@ -88,7 +88,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.on_sigterm)
         topic_ensure(topic=self.topic)
         self.buffer = Buffer(max_size=opts["batch_size"], max_wait_s=opts["max_wait_ms"] / 1000)
-        self.backlog = Backlog(limit=opts["behind_at"], count=lambda limit: batches_waiting(limit=limit))
+        self.backlog = Backlog(limit=opts["behind_at"], count=lambda limit: batches_unprocessed_count(limit=limit))
         self.offsets = OffsetCheck()
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
