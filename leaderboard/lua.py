@@ -223,34 +223,43 @@ local function categories_now(key)
   table.sort(ids)
   return table.concat(ids, ',')
 end
+-- Whether window w is among those a read asks for: ``mask`` holds their bits (nil: every window).
+-- A window not asked for is not read: its standing is {false, 0, false}, its counts 0.
+local function wanted(mask, w) return not mask or bit.band(mask, BITS[w]) ~= 0 end
 -- One scope's standing of member m: {t0, hl, then per window: score, ZCARD, members scored strictly
--- better}, score and better false where m is not ranked. KEYS[base + 1 .. base + N] are its
--- rankings (WINDOWS order), KEYS[base + N + 1] its trend hash. A score is ZSCORE's own reply
--- string, never a Lua number: Lua's tostring keeps 14 significant digits, so a converted score
--- would neither read back as the stored double nor bound ZCOUNT at it.
-local function standing(base, m)
-  local trend = redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl')
-  local out = {trend[1], trend[2]}
-  for w = base + 1, base + #NAMES do
-    local score = redis.call('ZSCORE', KEYS[w], m)
-    local better = false
-    if score then better = redis.call('ZCOUNT', KEYS[w], '-inf', '(' .. score) end
+-- better}, score and better false where m is not ranked (t0 and hl false unless trending is asked
+-- for). KEYS[base + 1 .. base + N] are its rankings (WINDOWS order), KEYS[base + N + 1] its trend
+-- hash. A score is ZSCORE's own reply string, never a Lua number: Lua's tostring keeps 14
+-- significant digits, so a converted score would neither read back as the stored double nor bound
+-- ZCOUNT at it.
+local function standing(base, m, mask)
+  local out = {false, false}
+  if wanted(mask, TRENDING) then out = redis.call('HMGET', KEYS[base + #NAMES + 1], 't0', 'hl') end
+  for w = 1, #NAMES do
+    local key = KEYS[base + w]
+    local score, card, better = false, 0, false
+    if wanted(mask, w) then
+      score = redis.call('ZSCORE', key, m)
+      if score then better = redis.call('ZCOUNT', key, '-inf', '(' .. score) end
+      card = redis.call('ZCARD', key)
+    end
     out[#out + 1] = score
-    out[#out + 1] = redis.call('ZCARD', KEYS[w])
+    out[#out + 1] = card
     out[#out + 1] = better
   end
   return out
 end
 -- Per window {entries, entries scored strictly better than bounds[w]}, summed over the groups of
 -- KEYS[1 .. last] (a category's rankings, then its trend hash) but the one at base ``skip`` (none
--- when nil). bounds[w] is a stored score relative to t0 (false: count no better entries); a
--- category whose t0 differs (a rebase between its scopes) gets the trending bound on its own scale.
-local function union_counts(last, t0, bounds, skip)
+-- when nil), for the windows ``mask`` asks for (wanted). bounds[w] is a stored score relative to t0
+-- (false: count no better entries); a category whose t0 differs (a rebase between its scopes) gets
+-- the trending bound on its own scale.
+local function union_counts(last, t0, bounds, skip, mask)
   local out = {}
   for w = 1, #NAMES do out[2 * w - 1] = 0; out[2 * w] = 0 end
   for base = 0, last - 1, #NAMES + 1 do
     if base ~= skip then
-      for w = 1, #NAMES do
+      for w = 1, #NAMES do if wanted(mask, w) then
         local key = KEYS[base + w]
         out[2 * w - 1] = out[2 * w - 1] + redis.call('ZCARD', key)
         local bound = bounds[w]
@@ -262,7 +271,7 @@ local function union_counts(last, t0, bounds, skip)
           end
           out[2 * w] = out[2 * w] + redis.call('ZCOUNT', key, '-inf', '(' .. bound)
         end
-      end
+      end end
     end
   end
   return out
@@ -302,7 +311,8 @@ return union_counts(#KEYS, ARGV[1] ~= '' and ARGV[1], bounds)
 
 # One node: a video's metadata, its standings in its category and its global counts, in one call.
 # KEYS = a group per category (its rankings, then its trend hash), then the slug index, then the
-# metadata hash; ARGV[1] = the member, ARGV[2] = the video id, ARGV[3] = the groups' category ids.
+# metadata hash; ARGV[1] = the member, ARGV[2] = the video id, ARGV[3] = the groups' category ids,
+# ARGV[4] (optional) = the windows asked for, their bits added up: the others are not read.
 # Returns {} when the metadata does not hold the video; {packed metadata} when it is not published
 # in one of the groups' categories; else {packed, its category's standing, union_counts}.
 VIDEO_STANDINGS = (
@@ -323,12 +333,13 @@ if data.status == 'published' and type(data.category_id) == 'number' then
 end
 if not own then return {packed} end
 local base = (own - 1) * (#NAMES + 1)
-local reply = standing(base, ARGV[1])
+local mask = tonumber(ARGV[4])
+local reply = standing(base, ARGV[1], mask)
 local bounds = {}
 for w = 1, #NAMES do bounds[w] = reply[3 * w] end
 -- The video's own category counts what its standing has just read: the bounds are its scores,
 -- on its own t0.
-local counts = union_counts(#KEYS - 2, reply[1], bounds, base)
+local counts = union_counts(#KEYS - 2, reply[1], bounds, base, mask)
 for w = 1, #NAMES do
   counts[2 * w - 1] = counts[2 * w - 1] + reply[3 * w + 1]
   if reply[3 * w] then counts[2 * w] = counts[2 * w] + reply[3 * w + 2] end

@@ -23,7 +23,7 @@ from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
 from leaderboard import union
 from leaderboard.lua import STANDINGS, TOP, TOP_UNION, VIDEO_STANDINGS, script
-from leaderboard.windows import WINDOWS
+from leaderboard.windows import WINDOW_BITS, WINDOWS
 
 
 def competition_ranks(
@@ -299,10 +299,10 @@ class Standing:
     total: int
 
 
-def ranking_standings(*, video_id: int, category_id: int) -> list[Standing]:
-    """The video's rank, score and percentile in every window, globally and in its category."""
+def ranking_standings(*, video_id: int, category_id: int, windows: Sequence[str] = WINDOWS) -> list[Standing]:
+    """The video's rank, score and percentile in each of ``windows``, globally and in its category."""
     reply = script(STANDINGS)(keys=union.category_group(category_id), args=[rk.member(video_id)])[0]
-    return _standings_of(reply)
+    return _standings_of(reply, windows=windows)
 
 
 # On a cluster: video id -> the category its cached metadata named at its last standings read, a
@@ -321,15 +321,16 @@ class VideoStandings:
     standings: list[Standing]  # as ranking_standings; empty unless the video is published in a category
 
 
-def video_standings(*, video_id: int) -> VideoStandings | None:
-    """A video's cached metadata with its standings (ranking_standings): one call on one node
-    (VIDEO_STANDINGS), on a cluster as few as the category guess allows; None when the metadata
-    cache does not hold the video."""
+def video_standings(*, video_id: int, windows: Sequence[str] = WINDOWS) -> VideoStandings | None:
+    """A video's cached metadata with its standings in ``windows`` (ranking_standings): one call on
+    one node (VIDEO_STANDINGS, which reads only those windows), on a cluster as few as the category
+    guess allows; None when the metadata cache does not hold the video."""
     member = rk.member(video_id)
     if not is_cluster():
+        mask = sum(WINDOW_BITS[w] for w in set(windows))
 
         def read(ids: tuple[int, ...], named: str) -> Any:
-            return script(VIDEO_STANDINGS)(keys=_video_standings_keys(ids), args=[member, video_id, named])
+            return script(VIDEO_STANDINGS)(keys=_video_standings_keys(ids), args=[member, video_id, named, mask])
 
         out = union.with_categories(read)
         if out == []:
@@ -339,9 +340,11 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
             if found.status == "published" and found.category_id is not None:
                 if len(out) == 3:
                     counts = [(int(out[2][2 * i]), int(out[2][2 * i + 1])) for i in range(len(WINDOWS))]
-                    found.standings = _standings_of(out[1], counts)
+                    found.standings = _standings_of(out[1], counts, windows=windows)
                 else:  # its category is in no group: not in the slug index yet
-                    found.standings = ranking_standings(video_id=video_id, category_id=found.category_id)
+                    found.standings = ranking_standings(
+                        video_id=video_id, category_id=found.category_id, windows=windows
+                    )
             return found
     guess = _category_guess.get(video_id)
     cat_keys = union.category_group(guess) if guess is not None else ()
@@ -363,7 +366,7 @@ def video_standings(*, video_id: int) -> VideoStandings | None:
             _category_guess.clear()
         _category_guess[video_id] = category_id
         replies = standings(keys=union.category_group(category_id), args=[member])
-    found.standings = _standings_of(replies[0])
+    found.standings = _standings_of(replies[0], windows=windows)
     return found
 
 
@@ -382,20 +385,23 @@ def _video_standings_of(packed: bytes, video_id: int) -> VideoStandings:
     )
 
 
-def _standings_of(cat_reply: Sequence[Any], counts: Sequence[tuple[int, int]] | None = None) -> list[Standing]:
-    """Both scopes' standings from the category's STANDINGS reply: the global scores are the
-    category's, the global counts (entries, better per window) those of the union (leaderboard.union),
-    read here unless given."""
+def _standings_of(
+    cat_reply: Sequence[Any], counts: Sequence[tuple[int, int]] | None = None, *, windows: Sequence[str] = WINDOWS
+) -> list[Standing]:
+    """Both scopes' standings in ``windows`` from the category's STANDINGS reply: the global scores
+    are the category's, the global counts (entries, better per window) those of the union
+    (leaderboard.union), read here unless given."""
     t0, scores = cat_reply[0], cat_reply[2::3]
     if counts is None:
-        counts = union.union_standing_counts(bounds=scores, t0=t0)
+        bounds = [score if w in windows else None for w, score in zip(WINDOWS, scores, strict=True)]
+        counts = union.union_standing_counts(bounds=bounds, t0=t0)
     glob_reply = [t0, cat_reply[1]]
     for score, (total, better) in zip(scores, counts, strict=True):
         glob_reply += [score, total, better if score is not None else None]
     now = timezone.now()
     glob, cat = _scope_standings("global", glob_reply, now), _scope_standings("category", cat_reply, now)
     # Window by window, the global standing before the category one.
-    return [standing for pair in zip(glob, cat, strict=True) for standing in pair]
+    return [standing for pair in zip(glob, cat, strict=True) for standing in pair if standing.window in windows]
 
 
 def _scope_standings(scope: str, reply: Sequence[Any], now: datetime) -> list[Standing]:

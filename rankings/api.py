@@ -7,7 +7,7 @@ Every read goes to Redis (rankings.selectors); a lost Redis connection is a
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -36,6 +36,7 @@ from rankings.serializers import (
     RankingMoversOutputSerializer,
     RankingPageOutputSerializer,
     RisingOutputSerializer,
+    VideoRankingInputSerializer,
     VideoRankingOutputSerializer,
 )
 
@@ -183,18 +184,22 @@ def _standing_body(s: selectors.Standing) -> dict[str, Any]:
 
 
 def _video_standings_body(
-    video: dict[str, Any], standings: list[selectors.Standing], breakdown: dict[str, list[dict[str, Any]]]
+    video: dict[str, Any],
+    standings: list[selectors.Standing],
+    breakdown: dict[str, list[dict[str, Any]]],
+    windows: Sequence[str] = WINDOWS,
 ) -> dict[str, Any]:
     """The body of VideoRankingOutputSerializer (which documents it in the schema), as plain dicts in
     its field order and with its conversions, as for the top page: video pages and the freshness
-    probes poll this read, and DRF's walk of 12 standings and 30 breakdown rows is work for nothing."""
-    by_window: dict[str, dict[str, Any]] = {w: {} for w in WINDOWS}
+    probes poll this read, and DRF's walk of 12 standings and 30 breakdown rows is work for nothing.
+    ``standings`` and ``breakdown`` hold ``windows`` (the request's window, or every one)."""
+    by_window: dict[str, dict[str, Any]] = {w: {} for w in windows}
     for standing in standings:
         by_window[standing.window][standing.scope] = _standing_body(standing)
     rising = selectors.rising_inputs(breakdown=breakdown)
     return {
         "video": _video_body(video, timezone.get_current_timezone()),
-        "standings": {w: {"global": by_window[w]["global"], "category": by_window[w]["category"]} for w in WINDOWS},
+        "standings": {w: {"global": by_window[w]["global"], "category": by_window[w]["category"]} for w in windows},
         "breakdown": {
             w: [
                 {
@@ -206,7 +211,7 @@ def _video_standings_body(
                 }
                 for row in breakdown[w]
             ]
-            for w in WINDOWS
+            for w in windows
         },
         "rising": {name: float(rising[name]) for name in _RISING_FIELDS},
     }
@@ -327,11 +332,13 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
         description=(
             "Rank, score and percentile of one published video in every window, globally and in its category, "
             "and per window the counted events per event type with the weight applied. Rank, score and "
-            "percentile are null in a window where the video has no score."
+            "percentile are null in a window where the video has no score. With `window`, `standings` and "
+            "`breakdown` hold that window alone."
         ),
-        parameters=[VIDEO_PATH_PARAM],
+        parameters=[VIDEO_PATH_PARAM, VideoRankingInputSerializer],
         responses={
             200: OpenApiResponse(VideoRankingOutputSerializer, description="Standings and breakdown per window."),
+            400: invalid_params_response(WINDOW_INVALID_DETAILS),
             404: VIDEO_NOT_FOUND,
             503: SERVICE_UNAVAILABLE,
         },
@@ -368,12 +375,13 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
         tags=TAGS,
     )
     def get(self, request: Request, video_id: int) -> Response:
+        window = _query(VideoRankingInputSerializer, request).get("window")
         try:
-            video, standings = selectors.ranking_standings(video_id=video_id)
+            video, standings = selectors.ranking_standings(video_id=video_id, window=window)
             breakdown = selectors.score_breakdown(video_id=video_id)
         except selectors.UnknownVideo:
             raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
-        return Response(_video_standings_body(video, standings, breakdown))
+        return Response(_video_standings_body(video, standings, breakdown, WINDOWS if window is None else (window,)))
 
 
 class RankingAroundApi(BackendUnavailableMixin, APIView):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from leaderboard import reads
 from leaderboard.reads import RankingEntry, RankingPage, Standing
+from leaderboard.windows import WINDOWS
 from rankings.models import RankingSnapshot, RankingSnapshotEntry, WebhookSubscription
 from scoring.selectors import rising_inputs, score_breakdown
 from videos import selectors as catalogue
@@ -104,12 +105,14 @@ def _published_row(video_id: int) -> tuple[int, dict[str, Any]]:
     return int(row[2]), _video_of_row(row)
 
 
-def ranking_standings(*, video_id: int) -> tuple[dict[str, Any], list[Standing]]:
-    """A published video's rank, score and percentile in every window, globally and in its category."""
-    found = reads.video_standings(video_id=video_id)
+def ranking_standings(*, video_id: int, window: str | None = None) -> tuple[dict[str, Any], list[Standing]]:
+    """A published video's rank, score and percentile in every window (or in ``window`` alone, which
+    reads only that window's lists), globally and in its category."""
+    windows = WINDOWS if window is None else (window,)
+    found = reads.video_standings(video_id=video_id, windows=windows)
     if found is None:
         cid, video = _published_row(video_id)
-        return video, reads.ranking_standings(video_id=video_id, category_id=cid)
+        return video, reads.ranking_standings(video_id=video_id, category_id=cid, windows=windows)
     if found.status != "published" or found.category_id is None:
         raise UnknownVideo(video_id)
     return found.video, found.standings

@@ -26,12 +26,13 @@ MAX_LIMIT = 100
 MAX_RADIUS = 50
 
 
-def _window_field() -> serializers.ChoiceField:
+def _window_field(*, default: str | None = "day", help_text: str = WINDOW_HELP) -> serializers.ChoiceField:
+    """A window parameter; with no default it is optional and absent from the validated data when omitted."""
     # The message lists the allowed values, so a 400 is enough to fix the request.
     return serializers.ChoiceField(
         choices=list(WINDOWS),
-        default="day",
-        help_text=WINDOW_HELP,
+        help_text=help_text,
+        **({"default": default} if default is not None else {"required": False}),
         error_messages={"invalid_choice": f'"{{input}}" is not a valid window; allowed values: {", ".join(WINDOWS)}.'},
     )
 
@@ -68,6 +69,16 @@ class RankHistoryInputSerializer(serializers.Serializer):
     since = serializers.DateTimeField(
         required=False,
         help_text="ISO-8601 time (UTC when it has no offset): the first point at or after it. Default: every kept snapshot.",
+    )
+
+
+class VideoRankingInputSerializer(serializers.Serializer):
+    window = _window_field(
+        default=None,
+        help_text=(
+            "Only this window's standing and breakdown (its lists alone are read: cheaper for a page that "
+            "shows one list); omit for every window. " + WINDOW_HELP
+        ),
     )
 
 
@@ -172,18 +183,22 @@ class BreakdownItemOutputSerializer(serializers.Serializer):
 
 
 def _per_window(name: str, doc: str, field: Any) -> type[serializers.Serializer]:
-    # One explicit property per window keeps the OpenAPI schema exact.
-    attrs: dict[str, Any] = {"__doc__": doc, **{window: field() for window in WINDOWS}}
+    # One explicit property per window keeps the OpenAPI schema exact. Each is optional: a request
+    # that names a window gets that one alone.
+    attrs: dict[str, Any] = {"__doc__": doc, **{window: field(required=False) for window in WINDOWS}}
     return type(name, (serializers.Serializer,), attrs)
 
 
 StandingsOutputSerializer = _per_window(
-    "StandingsOutputSerializer", "Standing per window.", WindowStandingOutputSerializer
+    "StandingsOutputSerializer",
+    "Standing per window: every window, or the one the request names.",
+    WindowStandingOutputSerializer,
 )
 BreakdownOutputSerializer = _per_window(
     "BreakdownOutputSerializer",
-    "Per window, one row per event type; the rows' scores add up to the window's score.",
-    lambda: BreakdownItemOutputSerializer(many=True),
+    "Per window (every window, or the one the request names), one row per event type; the rows' scores add "
+    "up to the window's score.",
+    lambda **options: BreakdownItemOutputSerializer(many=True, **options),
 )
 
 

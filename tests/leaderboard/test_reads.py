@@ -16,8 +16,9 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+from redis.exceptions import ResponseError
 
-from core.redis import redis_client
+from core.redis import is_cluster, redis_client
 from leaderboard import keys as rk
 from leaderboard import reads
 from leaderboard.reads import Standing
@@ -279,3 +280,39 @@ def test_a_videos_standings_follow_its_cached_category_whatever_the_last_read_sa
     client.hset(rk.meta_key(rk.GLOBAL), "1", _published_in(OTHER, status="hidden").packed())
     found = reads.video_standings(video_id=1)
     assert found is not None and (found.status, found.standings) == ("hidden", [])
+
+
+@pytest.mark.parametrize("windows", [("day",), ("trending",), ("hour", "rising")])
+def test_a_read_of_some_windows_answers_those_as_a_read_of_every_window_does(
+    frozen_now: None, windows: tuple[str, ...]
+) -> None:
+    """A video page that shows one list asks for that window alone: the same standings, both
+    scopes, in WINDOWS order; on one node the other windows' lists are not read at all."""
+    vids = list(range(2, 61))
+    categories = random_categories(5, vids)
+    categories_write(categories)
+    client = redis_client()
+    for vid in vids[:20]:
+        own = OTHER if vid % 2 else CATEGORY
+        client.hset(rk.meta_key(rk.GLOBAL), str(vid), _published_in(own).packed())
+    for vid in [*vids[:20], 999]:  # 999 is in no list
+        own = OTHER if vid % 2 else CATEGORY
+        want = [s for s in model_standings(vid=vid, own=own, categories=categories) if s.window in windows]
+        assert [s.window for s in want] == [w for w in WINDOWS if w in windows for _ in ("global", "category")]
+        assert reads.ranking_standings(video_id=vid, category_id=own, windows=windows) == want, vid
+    for vid in vids[:20]:
+        own = OTHER if vid % 2 else CATEGORY
+        want = [s for s in model_standings(vid=vid, own=own, categories=categories) if s.window in windows]
+        found = reads.video_standings(video_id=vid, windows=windows)
+        assert found is not None and found.standings == want, vid
+    if not is_cluster():
+        # One call (VIDEO_STANDINGS) reads the lists of ``windows`` alone: the others may even be
+        # keys of another type, which any read of them would fail on.
+        for window in set(WINDOWS) - set(windows):
+            for cid in (CATEGORY, OTHER):
+                client.set(rk.ranking_key(window, cid), "not a sorted set")
+        found = reads.video_standings(video_id=vids[0], windows=windows)
+        assert found is not None and found.standings == [s for s in model_standings(
+            vid=vids[0], own=CATEGORY, categories=categories) if s.window in windows]  # fmt: skip
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            reads.video_standings(video_id=vids[0])

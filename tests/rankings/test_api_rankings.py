@@ -144,6 +144,50 @@ def test_video_standing_covers_every_window_globally_and_in_its_category(
     assert body["standings"]["trending"]["category"]["rank"] == 1
 
 
+def approx_if(window: str, expected: Any) -> Any:
+    """Trending decays with the clock: two reads a moment apart agree to a few seconds of decay."""
+    if window != "trending":
+        return expected
+    if isinstance(expected, list):
+        return [approx_if(window, row) for row in expected]
+    return {k: pytest.approx(v, rel=1e-3) if isinstance(v, float) else v for k, v in expected.items()}
+
+
+def test_a_video_standing_asked_for_one_window_is_that_window_of_the_whole_standing(
+    api: APIClient, make_video: MakeVideo, apply_events: Apply
+) -> None:
+    sport = CategoryFactory(slug="sport", name="Sport")
+    top = make_video(category=sport)
+    mine, rival = make_video(), make_video()
+    apply_events([*likes(top.id, 9), *likes(mine.id, 3), *likes(rival.id, 1)])
+    for video in (top, mine, rival):
+        whole = get_ok(api, f"/api/v1/rankings/videos/{video.id}/")
+        for window in WINDOWS:
+            one = get_ok(api, f"/api/v1/rankings/videos/{video.id}/", window=window)
+            assert set(one["standings"]) == set(one["breakdown"]) == {window}
+            # Trending scores decay between the two requests: equal up to a few seconds of decay.
+            for scope in ("global", "category"):
+                assert one["standings"][window][scope] == approx_if(window, whole["standings"][window][scope])
+            assert one["breakdown"][window] == approx_if(window, whole["breakdown"][window])
+            assert (one["video"], one["rising"]) == (whole["video"], whole["rising"])
+    assert get_ok(api, f"/api/v1/rankings/videos/{mine.id}/", window="day")["standings"]["day"] == {
+        "global": {"rank": 2, "score": 15.0, "percentile": 50.0, "total": 3},
+        "category": {"rank": 1, "score": 15.0, "percentile": 100.0, "total": 2},
+    }
+
+
+@pytest.mark.parametrize("window", ["month", "", "DAY"])
+def test_a_video_standing_for_an_unknown_window_is_a_400_naming_window(
+    api: APIClient, make_video: MakeVideo, apply_events: Apply, window: str
+) -> None:
+    video = make_video()
+    apply_events(likes(video.id, 1))
+    error = error_of(api.get(f"/api/v1/rankings/videos/{video.id}/", {"window": window}), 400)
+    assert set(error["details"]) == {"window"}
+    # Validated before the video is looked up: an unknown video with a bad window is the same 400.
+    assert error_of(api.get("/api/v1/rankings/videos/999999/", {"window": window}), 400)["details"] == error["details"]
+
+
 def test_percentile_is_highest_for_the_top_video_and_lowest_for_the_last(
     api: APIClient, make_video: MakeVideo, apply_events: Apply
 ) -> None:
@@ -348,7 +392,7 @@ def test_schema_documents_parameters_and_every_response_of_the_rankings_endpoint
     expected = {
         "/api/v1/rankings/": ({"window", "category", "limit", "offset", "as_of"}, {"200", "400", "404", "503"}),
         "/api/v1/rankings/movers/": ({"window", "category", "limit"}, {"200", "400", "404", "503"}),
-        "/api/v1/rankings/videos/{video_id}/": ({"video_id"}, {"200", "404", "503"}),
+        "/api/v1/rankings/videos/{video_id}/": ({"video_id", "window"}, {"200", "400", "404", "503"}),
         "/api/v1/rankings/videos/{video_id}/around/": (
             {"video_id", "window", "category", "radius"},
             {"200", "400", "404", "503"},
@@ -399,6 +443,14 @@ def test_the_hot_bodies_are_exactly_what_their_documenting_serializers_print(
         assert json.dumps(built) == json.dumps(documented)  # same values, same types, same key order
         served = get_ok(api, f"/api/v1/rankings/videos/{video.id}/")
         assert served["video"] == built["video"] and served["standings"]["day"] == built["standings"]["day"]
+        for window in ("day", "rising"):  # a request naming a window: that window alone
+            meta, standings = selectors.ranking_standings(video_id=video.id, window=window)
+            documented = VideoRankingOutputSerializer().to_representation(
+                {"video": meta, "standings": {window: {s.scope: s for s in standings}},
+                 "breakdown": {window: breakdown[window]}, "rising": selectors.rising_inputs(breakdown=breakdown)}
+            )  # fmt: skip
+            built = _video_standings_body(meta, standings, breakdown, (window,))
+            assert json.dumps(built) == json.dumps(documented), window
     for window, slug, offset in (("day", None, 0), ("all", "sport", 0), ("hour", None, 1), ("trending", None, 0)):
         page = selectors.ranking_top(window=window, category_slug=slug, limit=20, offset=offset)
         documented_page = RankingPageOutputSerializer().to_representation(page)
