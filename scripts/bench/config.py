@@ -17,15 +17,20 @@ LEADERBOARD_DB = 5  # Valkey database for the leaderboard library's keys
 LEADERBOARD_PINS = ("leaderboard==3.7.3", "redis==2.10.6")
 
 # Process layout on the 2-core machine; every process below shares those cores
-# with the servers and the load generator, so counts stay small: more processes
-# than cores only add context switches. See docs/benchmarks.md for the reasoning.
+# with the servers and the load generator, so counts stay small. Each design is
+# measured at the concurrency that gives it the most on this machine, found by
+# measuring (docs/benchmarks.md, "The machine, and why these process counts").
 WEB_WORKERS = 4
 WEB_THREADS = 1
+# 3 processes, as the Procfile runs for these two queues (2 for batches, 1 for maintenance).
 CELERY_POOL = "prefork"
-CELERY_CONCURRENCY = 2
+CELERY_CONCURRENCY = 3
 BRIDGE_ARGS = ("--batch-size", "10000", "--max-wait-ms", "50")  # of the one kafka_bridge
-INGEST_CLIENTS = 2
+INGEST_CLIENTS = 3
 BATCH = 500
+# The naive design is CPU-bound at 2 inserting processes (each insert a round trip: Postgres and the
+# process busy in turn); more only share the same cores.
+NAIVE_PROCESSES = 2
 READ_WARMUP_S = 5.0  # per read endpoint, before the read runs
 
 FRESH_RATE = 5000.0  # events/s of background load during the freshness probes (open loop)

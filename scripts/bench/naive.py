@@ -8,7 +8,7 @@ import random
 import time
 from typing import Any
 
-from .config import INGEST_CLIENTS
+from .config import NAIVE_PROCESSES
 from .traffic import TYPE_CUM, TYPE_NAMES, Traffic
 from .util import read_latencies_ms, timed_bar
 
@@ -124,7 +124,7 @@ def _naive_insert_loop(traffic: Traffic, seed: int, deadline: float, out: Any) -
     out.put(n)
 
 
-def naive_ingest_run(*, traffic: Traffic, seconds: float, processes: int = INGEST_CLIENTS) -> dict[str, Any]:
+def naive_ingest_run(*, traffic: Traffic, seconds: float, processes: int = NAIVE_PROCESSES) -> dict[str, Any]:
     """Per-event ORM ``.create()`` from several processes (no HTTP in front: generous to the naive design)."""
     from django.db import connection, connections
 
