@@ -35,9 +35,11 @@ URL = "/api/v1/events/"
 
 
 class Topic:
-    """Reads the test topic without joining a group, so no rebalance wait."""
+    """Reads the test topic without joining a group, so no rebalance wait. Creates the topic
+    when no test has yet: a test run on its own reads it before its first POST."""
 
     def __init__(self) -> None:
+        events_kafka.topic_ensure()
         self.name = settings.KAFKA_TOPIC
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
@@ -104,7 +106,6 @@ class Topic:
 
 @pytest.fixture(scope="session")
 def topic() -> Iterator[Topic]:
-    events_kafka.topic_ensure()
     t = Topic()
     yield t
     t.close()
