@@ -80,8 +80,8 @@ class ClientResult:
     cpu_s: float = 0.0
 
 
-# The rate a run's prepared bodies are built for: above any rate the API has accepted here (the
-# quick run's clients posted up to 43,000 events/s). A client that runs out builds more as it goes.
+# The rate a run's prepared bodies are built for: about the most the API accepts here (quick runs'
+# clients posted 35,000-54,000 events/s). A client that runs out builds more as it goes, counted.
 PREPARED_RATE = 50_000.0
 
 
