@@ -218,11 +218,7 @@ def _union_top(*, window: str, limit: int, offset: int) -> RankingPage:
     if not is_cluster() and offset + limit <= SCRIPT_MERGE_DEPTH:
 
         def top(ids: tuple[int, ...], named: str) -> Any:
-            keys = [
-                *(rk.ranking_key(window, cid) for cid in ids),
-                *(rk.trend_key(rk.scope_for(cid)) for cid in ids),
-                rk.CATS, rk.snapshot_key(window, None), rk.meta_key(rk.GLOBAL),
-            ]  # fmt: skip
+            keys = _top_union_keys(window, ids)
             return script(TOP_UNION)(keys=keys, args=[offset, limit, named, int(window == "trending")])
 
         out = union.with_categories(top)
@@ -233,6 +229,16 @@ def _union_top(*, window: str, limit: int, offset: int) -> RankingPage:
     page = RankingPage(window=window, category=None, generated_at=now, total=found.total, limit=limit, offset=offset)
     page.results = _union_entries(window, found.rows, offset, found.better, _decay_factor(found.trend, now))
     return page
+
+
+@lru_cache(maxsize=64)
+def _top_union_keys(window: str, category_ids: tuple[int, ...]) -> tuple[str, ...]:
+    """TOP_UNION's keys for a window and these categories (built once: the top page is the hot read)."""
+    return (
+        *(rk.ranking_key(window, cid) for cid in category_ids),
+        *(rk.trend_key(rk.scope_for(cid)) for cid in category_ids),
+        rk.CATS, rk.snapshot_key(window, None), rk.meta_key(rk.GLOBAL),
+    )  # fmt: skip
 
 
 def _union_entries(
