@@ -7,7 +7,7 @@ Every read goes to Redis (rankings.selectors); a lost Redis connection is a
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -184,18 +184,16 @@ def _standing_body(s: selectors.Standing) -> dict[str, Any]:
 
 
 def _video_standings_body(
-    video: dict[str, Any],
-    standings: list[selectors.Standing],
-    breakdown: dict[str, list[dict[str, Any]]],
-    windows: Sequence[str] = WINDOWS,
+    video: dict[str, Any], standings: list[selectors.Standing], breakdown: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     """The body of VideoRankingOutputSerializer (which documents it in the schema), as plain dicts in
     its field order and with its conversions, as for the top page: video pages and the freshness
     probes poll this read, and DRF's walk of 12 standings and 30 breakdown rows is work for nothing.
-    ``standings`` and ``breakdown`` hold ``windows`` (the request's window, or every one)."""
-    by_window: dict[str, dict[str, Any]] = {w: {} for w in windows}
+    ``standings`` and ``breakdown`` hold the windows of ``standings`` (the request's window, or every one)."""
+    by_window: dict[str, dict[str, Any]] = {}
     for standing in standings:
-        by_window[standing.window][standing.scope] = _standing_body(standing)
+        by_window.setdefault(standing.window, {})[standing.scope] = _standing_body(standing)
+    windows = list(by_window)  # in WINDOWS order, as the selector gives them
     rising = selectors.rising_inputs(breakdown=breakdown)
     return {
         "video": _video_body(video, timezone.get_current_timezone()),
@@ -381,7 +379,7 @@ class VideoRankingApi(BackendUnavailableMixin, APIView):
             breakdown = selectors.score_breakdown(video_id=video_id)
         except selectors.UnknownVideo:
             raise NotFoundError(f"No published video with id {video_id}.", {"video_id": video_id}) from None
-        return Response(_video_standings_body(video, standings, breakdown, WINDOWS if window is None else (window,)))
+        return Response(_video_standings_body(video, standings, breakdown))
 
 
 class RankingAroundApi(BackendUnavailableMixin, APIView):

@@ -436,7 +436,7 @@ def test_the_hot_bodies_are_exactly_what_their_documenting_serializers_print(
                 {"video": meta, "standings": {window: {s.scope: s for s in standings}},
                  "breakdown": {window: breakdown[window]}, "rising": selectors.rising_inputs(breakdown=breakdown)}
             )  # fmt: skip
-            built = _video_standings_body(meta, standings, breakdown, (window,))
+            built = _video_standings_body(meta, standings, breakdown)
             assert json.dumps(built) == json.dumps(documented), window
     for window, slug, offset in (("day", None, 0), ("all", "sport", 0), ("hour", None, 1), ("trending", None, 0)):
         page = selectors.ranking_top(window=window, category_slug=slug, limit=20, offset=offset)
